@@ -1,0 +1,56 @@
+// Command prescientfs mounts a STAC catalog as a read-only file system:
+// collections and items become directories, assets become files read with
+// ranged S3 (or HTTP) GETs.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "prescientfs:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "prescientfs",
+		Usage:                "mount a STAC catalog (Prescient or any STAC API) as read-only files",
+		Version:              fullVersion(),
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		Commands: []*cli.Command{
+			mountCommand(),
+			unmountCommand(),
+			versionCommand(),
+		},
+	}
+}
+
+func fullVersion() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v += " (" + bi.GoVersion + ")"
+	}
+	return v
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			fmt.Println("prescientfs", fullVersion())
+			return nil
+		},
+	}
+}

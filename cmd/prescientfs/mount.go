@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/prescient/prescientfs/fs"
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+func mountFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "stac-url", EnvVars: []string{"PRESCIENT_STAC_URL"},
+			Usage: "STAC API to mount, e.g. https://example.com/stac (default: the Prescient endpoint + \"stac\")"},
+		&cli.BoolFlag{Name: "no-sign-request", EnvVars: []string{"PRESCIENT_NO_SIGN_REQUEST"},
+			Usage: "read S3 objects anonymously (public buckets) instead of signing with AWS credentials"},
+		&cli.StringFlag{Name: "region", EnvVars: []string{"PRESCIENT_S3_REGION"},
+			Usage: "S3 region (default: PRESCIENT_AWS_REGION, the AWS config's region, else us-east-1)"},
+		&cli.DurationFlag{Name: "metadata-ttl", Value: 5 * time.Minute, EnvVars: []string{"PRESCIENT_METADATA_TTL"},
+			Usage: "how long listings, sizes and the kernel's entry/attribute caches are kept"},
+		&cli.IntFlag{Name: "page-size", Value: 250, EnvVars: []string{"PRESCIENT_PAGE_SIZE"},
+			Usage: "items asked per STAC page (limit), at most 1000"},
+		&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, EnvVars: []string{"PRESCIENT_FOREGROUND"},
+			Usage: "stay attached and log to stderr (systemd, containers, tests); default: serve in the background once mounted"},
+		&cli.StringFlag{Name: "log-file", EnvVars: []string{"PRESCIENT_LOG_FILE"},
+			Usage: "log file of a background mount (default: $XDG_CACHE_HOME/prescientfs/mount-<name>.log)"},
+		&cli.BoolFlag{Name: "debug", EnvVars: []string{"PRESCIENT_DEBUG"},
+			Usage: "debug logs, including every FUSE operation"},
+		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
+			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
+	}
+}
+
+func mountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount the catalog at MOUNTPOINT (returns once the mount is ready)",
+		ArgsUsage: "MOUNTPOINT",
+		Description: "Mounts the STAC catalog read-only: MOUNTPOINT/<collection>/<item>/<asset>.<ext>, plus\n" +
+			"collection.json and item.json as served. Every flag can also be set by the environment\n" +
+			"variable shown beside it.",
+		Flags:  mountFlags(),
+		Action: runMount,
+	}
+}
+
+func runMount(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return cli.Exit("usage: prescientfs mount [flags] MOUNTPOINT", 2)
+	}
+	dir, err := filepath.Abs(c.Args().First())
+	if err != nil {
+		return err
+	}
+	if err := checkMountpoint(dir); err != nil {
+		return cli.Exit("prescientfs: "+err.Error(), 1)
+	}
+	if !c.Bool("foreground") && os.Getenv(readyFDEnv) == "" {
+		return daemonize(c, dir)
+	}
+	log, closeLog, err := mountLogger(c, dir)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	err = serve(c, dir, log)
+	if err != nil {
+		log.Error("mount failed", "err", err)
+		signalReady(err)
+		return cli.Exit("prescientfs: "+err.Error(), 1)
+	}
+	return nil
+}
+
+// checkMountpoint: exists, a directory, empty, not already mounted.
+func checkMountpoint(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mountpoint %s is a dead mount: run `prescientfs unmount %s` first", dir, dir)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist: create it with `mkdir -p %s`", dir, dir)
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %v", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", dir)
+	}
+	if _, mounted := mountType(dir); mounted {
+		return fmt.Errorf("mountpoint %s is already mounted: run `prescientfs unmount %s` first", dir, dir)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %v", dir, err)
+	}
+	defer f.Close()
+	if names, _ := f.Readdirnames(1); len(names) > 0 {
+		return fmt.Errorf("mountpoint %s is not empty", dir)
+	}
+	return nil
+}
+
+// serve mounts and blocks until the file system is unmounted (by
+// `prescientfs unmount`, umount, or SIGINT/SIGTERM).
+func serve(c *cli.Context, dir string, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	w, err := wire(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	// Validate the catalog before mounting: nothing is mounted on failure.
+	vctx, vcancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = w.client.Landing(vctx)
+	vcancel()
+	if err != nil {
+		return fmt.Errorf("catalog %s: %w", w.client.URL(), err)
+	}
+	cfg := fs.Config{
+		Tree:   stacindex.NewTree(w.client, w.resolver, c.Duration("metadata-ttl"), log),
+		Store:  w.store,
+		Opener: w.opener,
+		TTL:    c.Duration("metadata-ttl"),
+		Log:    log,
+		UID:    uint32(os.Getuid()),
+		GID:    uint32(os.Getgid()),
+	}
+	srv, err := fs.Mount(dir, cfg, fs.MountOptions{AllowOther: c.Bool("allow-other"), Debug: c.Bool("debug"), FsName: "prescientfs"})
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	log.Info("mounted", "mountpoint", dir, "catalog", w.client.URL(), "version", version)
+	signalReady(nil)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			log.Info("unmounting", "signal", s.String())
+			if err := srv.Unmount(); err != nil {
+				log.Warn("unmount failed; detaching lazily", "err", err)
+				syscall.Unmount(dir, syscall.MNT_DETACH)
+			}
+		}
+	}()
+	srv.Wait()
+	w.logStats(log)
+	log.Info("unmounted", "mountpoint", dir)
+	return nil
+}
+
+func mountLogger(c *cli.Context, dir string) (*slog.Logger, func(), error) {
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	// A background mount's stderr is its log file (see daemonize).
+	var w io.Writer = os.Stderr
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), func() {}, nil
+}

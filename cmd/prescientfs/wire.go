@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/prescient/prescientfs/fs/objread"
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+// wiring is everything a mount is made of.
+type wiring struct {
+	client   *stacindex.Client
+	resolver stacindex.Resolver
+	store    objread.Store
+	opener   objread.Opener
+	close    func()
+	logStats func(*slog.Logger)
+}
+
+// catalogAuth is how the catalog and buckets are reached: anonymous or
+// AWS-chain by default, Prescient sign-in when configured.
+type catalogAuth struct {
+	stacURL        string
+	header         func(context.Context) (http.Header, error)
+	onUnauthorized func()
+	s3Creds        aws.CredentialsProvider // nil: the AWS default chain
+	region         string
+	close          func()
+}
+
+func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error) {
+	auth, err := resolveAuth(ctx, c, log)
+	if err != nil {
+		return nil, err
+	}
+	httpClient := &http.Client{Transport: newTransport()}
+	client, err := stacindex.NewClient(auth.stacURL, stacindex.Options{
+		HTTPClient:     httpClient,
+		Header:         auth.header,
+		OnUnauthorized: auth.onUnauthorized,
+		PageSize:       c.Int("page-size"),
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s3Store, s3Endpoint, err := newS3Store(ctx, c, auth)
+	if err != nil {
+		return nil, err
+	}
+	store := objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}
+	w := &wiring{
+		client:   client,
+		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
+		store:    store,
+		opener:   objread.Direct{Store: store},
+		close:    func() {},
+		logStats: func(*slog.Logger) {},
+	}
+	if auth.close != nil {
+		w.close = auth.close
+	}
+	return w, nil
+}
+
+// resolveAuth picks the mode: a --stac-url without Prescient settings is
+// read anonymously, with S3 signed by the AWS chain (or not at all).
+func resolveAuth(ctx context.Context, c *cli.Context, log *slog.Logger) (*catalogAuth, error) {
+	stacURL := c.String("stac-url")
+	if stacURL == "" {
+		return nil, fmt.Errorf("no catalog configured: pass --stac-url URL (or set PRESCIENT_STAC_URL)")
+	}
+	return &catalogAuth{stacURL: stacURL}, nil
+}
+
+// newS3Store builds the S3 client: AWS's own configuration chain
+// (AWS_ENDPOINT_URL_S3, profiles, env credentials), path-style addressing
+// on custom endpoints, and a connection pool sized for parallel ranged GETs.
+func newS3Store(ctx context.Context, c *cli.Context, auth *catalogAuth) (*objread.S3Store, *url.URL, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(tuneTransport)),
+	}
+	region := firstNonEmpty(c.String("region"), auth.region)
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if c.Bool("no-sign-request") {
+		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	} else if auth.s3Creds != nil {
+		opts = append(opts, config.WithCredentialsProvider(auth.s3Creds))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	var endpoint *url.URL
+	if ep := firstNonEmpty(os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL")); ep != "" {
+		if endpoint, err = url.Parse(ep); err != nil || endpoint.Host == "" {
+			return nil, nil, fmt.Errorf("AWS_ENDPOINT_URL_S3 %q is not a URL", ep)
+		}
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = endpoint != nil
+		// Ranged GETs carry no whole-object checksum to validate.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &objread.S3Store{Client: client, Creds: cfg.Credentials}, endpoint, nil
+}
+
+func tuneTransport(t *http.Transport) {
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 60 * time.Second
+}
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	tuneTransport(t)
+	return t
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

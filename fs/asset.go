@@ -1,0 +1,108 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/prescient/prescientfs/fs/objread"
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+// assetFile is one asset: a remote object read through the read path.
+type assetFile struct {
+	fusefs.Inode
+	readOnly
+	fs       *fsys
+	asset    stacindex.AssetEntry
+	itemTime time.Time
+}
+
+var (
+	_ fusefs.NodeGetattrer = (*assetFile)(nil)
+	_ fusefs.NodeOpener    = (*assetFile)(nil)
+)
+
+// fillAttr sets size and times: the size from file:size, else a HEAD; the
+// time from the item, else the object's Last-Modified.
+func (a *assetFile) fillAttr(ctx context.Context, out *fuse.Attr) syscall.Errno {
+	out.Mode = fileMode
+	a.fs.setOwner(out)
+	size := a.asset.Size
+	t := a.itemTime
+	if size < 0 || t.IsZero() {
+		info, err := a.fs.stats.stat(ctx, a.asset.Loc)
+		if err != nil {
+			return a.fs.fail("stat", a.Path(nil), err)
+		}
+		if size < 0 {
+			size = info.Size
+		}
+		if t.IsZero() {
+			t = info.LastModified
+		}
+	}
+	out.Size = uint64(size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 1 << 20
+	setTime(out, t)
+	return 0
+}
+
+func (a *assetFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := fh.(*assetHandle); ok {
+		out.Mode = fileMode
+		a.fs.setOwner(&out.Attr)
+		out.Size = uint64(h.obj.Size)
+		setTime(&out.Attr, a.itemTime)
+		return 0
+	}
+	return a.fillAttr(ctx, &out.Attr)
+}
+
+// Open pins the object's version (ETag) for the handle's lifetime. Objects
+// are immutable per ETag, so the kernel may keep its page cache.
+func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	info, err := a.fs.stats.stat(ctx, a.asset.Loc)
+	if err != nil {
+		return nil, 0, a.fs.fail("open", a.Path(nil), err)
+	}
+	obj := objread.Object{Loc: a.asset.Loc, Size: info.Size, ETag: info.ETag}
+	return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// assetHandle is one open of an asset.
+type assetHandle struct {
+	node *assetFile
+	obj  objread.Object
+	r    objread.Reader
+}
+
+var (
+	_ fusefs.FileReader   = (*assetHandle)(nil)
+	_ fusefs.FileReleaser = (*assetHandle)(nil)
+)
+
+func (h *assetHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.r.ReadAt(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		if errors.Is(err, objread.ErrChanged) {
+			h.node.fs.stats.forget(h.obj.Loc)
+		}
+		return nil, h.node.fs.fail("read", h.node.Path(nil), err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *assetHandle) Release(ctx context.Context) syscall.Errno {
+	h.r.Close()
+	return 0
+}

@@ -1,0 +1,169 @@
+// Package fs serves the STAC tree as a read-only FUSE file system with
+// go-fuse v2 (imported as fusefs).
+//
+// Nodes: the root lists collections; a collection directory holds
+// collection.json and one directory per item; an item directory holds
+// item.json and one file per asset. Directory contents come from a
+// stacindex.Tree, which loads lazily and caches listings for the metadata
+// TTL; the kernel is told to cache entries, attributes and negative
+// lookups for that same TTL, so repeated `ls` and GDAL's sidecar probes
+// (.aux.xml, .ovr, .msk) do not reach the catalog.
+//
+// Asset sizes come from file:size, else from a HEAD (issued concurrently
+// for a listed item directory and cached for the TTL). Opening an asset
+// pins the object's ETag; reads go through an objread.Opener (the read
+// path, testable without a kernel) and the node only copies bytes. Objects
+// are immutable per ETag, so the kernel page cache is kept across opens.
+//
+// Every remote call runs under the FUSE request's context, so an
+// interrupted read (Ctrl-C) cancels it; the stores bound each call with
+// their own deadlines. All nodes are safe for concurrent use.
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/prescient/prescientfs/fs/objread"
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+// Config is what the file system serves and how.
+type Config struct {
+	Tree   *stacindex.Tree
+	Store  objread.Store  // HEADs for sizes and ETags
+	Opener objread.Opener // the read path
+	// TTL is the metadata TTL: listings, HEAD results and the kernel's
+	// entry/attribute caches.
+	TTL time.Duration
+	Log *slog.Logger
+	// UID and GID own every file (the mounting user).
+	UID, GID uint32
+	// StatConcurrency bounds concurrent HEADs for one directory (default 16).
+	StatConcurrency int
+}
+
+// MountOptions are the kernel-facing options.
+type MountOptions struct {
+	AllowOther bool // let other users read (with default_permissions)
+	Debug      bool // log every FUSE operation
+	FsName     string
+}
+
+// fsys is shared by all nodes.
+type fsys struct {
+	Config
+	stats *statCache
+}
+
+// NewRoot returns the root node, for Mount or for tests.
+func NewRoot(cfg Config) fusefs.InodeEmbedder {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StatConcurrency <= 0 {
+		cfg.StatConcurrency = 16
+	}
+	f := &fsys{Config: cfg, stats: newStatCache(cfg.Store, cfg.TTL)}
+	return &rootDir{fs: f}
+}
+
+// Mount mounts the tree at dir and returns once the kernel has the mount.
+func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
+	ttl := cfg.TTL
+	opts := &fusefs.Options{
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &ttl,
+		UID:             cfg.UID,
+		GID:             cfg.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:        mo.FsName,
+			Name:          "prescientfs",
+			Options:       []string{"ro", "nosuid", "nodev"},
+			AllowOther:    mo.AllowOther,
+			MaxReadAhead:  1 << 20,
+			MaxWrite:      1 << 20,
+			MaxBackground: 64,
+			DisableXAttrs: true,
+			DirectMount:   true,
+			Debug:         mo.Debug,
+		},
+	}
+	if mo.AllowOther {
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
+	}
+	if opts.FsName == "" {
+		opts.FsName = "prescientfs"
+	}
+	return fusefs.Mount(dir, NewRoot(cfg), opts)
+}
+
+// ino is a stable inode number from the raw IDs on a node's path, so that
+// remounts give the same numbers.
+func ino(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	n := h.Sum64() &^ (1 << 63) // below go-fuse's automatic range
+	if n <= 1 {
+		n += 2
+	}
+	return n
+}
+
+const (
+	dirMode  = syscall.S_IFDIR | 0o555
+	fileMode = syscall.S_IFREG | 0o444
+)
+
+func (f *fsys) setOwner(a *fuse.Attr) {
+	a.Uid, a.Gid = f.UID, f.GID
+}
+
+// readOnly gives a node EROFS for every operation that would change it.
+type readOnly struct{}
+
+func (readOnly) Setattr(context.Context, fusefs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (readOnly) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+func (readOnly) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (readOnly) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (readOnly) Rename(context.Context, string, fusefs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (readOnly) Symlink(context.Context, string, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Link(context.Context, fusefs.InodeEmbedder, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+var (
+	_ fusefs.NodeSetattrer = readOnly{}
+	_ fusefs.NodeCreater   = readOnly{}
+	_ fusefs.NodeMkdirer   = readOnly{}
+	_ fusefs.NodeMknoder   = readOnly{}
+	_ fusefs.NodeUnlinker  = readOnly{}
+	_ fusefs.NodeRmdirer   = readOnly{}
+	_ fusefs.NodeRenamer   = readOnly{}
+	_ fusefs.NodeSymlinker = readOnly{}
+	_ fusefs.NodeLinker    = readOnly{}
+)

@@ -1,0 +1,70 @@
+// Package objread is the read path of prescientfs: it turns reads at byte
+// offsets of an open file into ranged requests against an object store.
+//
+// A Store fetches byte ranges of remote objects (S3 or plain HTTP). An
+// Opener turns an (object, version) pair into a per-handle Reader. The
+// FUSE layer only copies the bytes a Reader hands back, which is what makes
+// this package testable without a kernel.
+package objread
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+// Errors a Store returns, wrapped with context; the FUSE layer maps them to
+// errno values with errors.Is.
+var (
+	// ErrNotFound: the object does not exist (404, NoSuchKey).
+	ErrNotFound = errors.New("object not found")
+	// ErrDenied: access denied, or credentials that cannot be renewed.
+	ErrDenied = errors.New("access denied")
+	// ErrChanged: the object no longer matches the ETag pinned at open
+	// (412 Precondition Failed).
+	ErrChanged = errors.New("object changed since it was opened")
+)
+
+// ObjectInfo is what a Stat (HEAD) reports.
+type ObjectInfo struct {
+	Size         int64
+	ETag         string // as returned by the store, quotes included
+	LastModified time.Time
+}
+
+// Store reads remote objects.
+type Store interface {
+	// Stat returns the object's size, ETag and modification time.
+	Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, error)
+	// GetRange returns a body with bytes [off, off+n) of the object. When
+	// etag is not empty the request is conditional (If-Match) and fails
+	// with ErrChanged if the object changed. The caller closes the body.
+	// A body shorter than asked (before the object's end) is an error the
+	// caller must detect: never pass a short body off as EOF.
+	GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error)
+}
+
+// Object identifies one immutable version of a remote object.
+type Object struct {
+	Loc  stacindex.Location
+	Size int64
+	ETag string // empty when unknown: reads are then unconditional
+}
+
+// Reader reads one open handle's object. Implementations are safe for
+// concurrent use: the kernel issues reads of one handle in parallel.
+type Reader interface {
+	// ReadAt fills p from offset off. It returns io.EOF only at or past
+	// the object's end, with n < len(p).
+	ReadAt(ctx context.Context, p []byte, off int64) (n int, err error)
+	// Close releases buffers the handle holds.
+	Close() error
+}
+
+// Opener makes a Reader per open file handle.
+type Opener interface {
+	Open(obj Object) Reader
+}

@@ -1,0 +1,206 @@
+package stacindex
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Collection is one collection as served.
+type Collection struct {
+	ID  string
+	Raw json.RawMessage // exactly as served
+}
+
+// Asset is one asset of an item.
+type Asset struct {
+	Key  string
+	Href string
+	Type string
+	Size int64 // from file:size; -1 when absent
+}
+
+// Item is one item as served, with the fields the tree needs.
+type Item struct {
+	ID         string
+	Collection string
+	Raw        json.RawMessage // exactly as served
+	Self       string          // the self link, resolved; base for relative hrefs
+	Time       time.Time       // properties.updated, else properties.datetime; zero if neither
+	Assets     []Asset
+}
+
+type page struct {
+	Features    []json.RawMessage `json:"features"`
+	Collections []json.RawMessage `json:"collections"`
+	Links       []Link            `json:"links"`
+}
+
+// Collections lists all collections, following next links.
+func (c *Client) Collections(ctx context.Context) ([]Collection, error) {
+	var out []Collection
+	err := c.pages(ctx, request{method: http.MethodGet, url: c.resolve("collections")}, func(p *page) error {
+		for _, raw := range p.Collections {
+			var h struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &h); err != nil || h.ID == "" {
+				c.log.Warn("skipping a collection without an id", "url", c.URL())
+				continue
+			}
+			out = append(out, Collection{ID: h.ID, Raw: raw})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Items calls each for every item of the collection, page by page.
+// Malformed items are skipped with a warning; items served twice (on two
+// pages) are passed once.
+func (c *Client) Items(ctx context.Context, collectionID string, each func(Item) error) error {
+	u := c.resolve("collections/" + url.PathEscape(collectionID) + "/items?limit=" + strconv.Itoa(c.opt.PageSize))
+	seen := map[string]bool{}
+	return c.pages(ctx, request{method: http.MethodGet, url: u}, func(p *page) error {
+		for _, raw := range p.Features {
+			it, err := ParseItem(raw, u)
+			if err != nil {
+				c.log.Warn("skipping a malformed item", "collection", collectionID, "err", err)
+				continue
+			}
+			if seen[it.ID] {
+				continue
+			}
+			seen[it.ID] = true
+			if err := each(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pages fetches r and follows rel=next links (GET, or POST with a body)
+// until there are none, a link repeats, or MaxPages is reached.
+func (c *Client) pages(ctx context.Context, r request, each func(*page) error) error {
+	seen := map[string]bool{}
+	for n := 0; ; n++ {
+		if n == c.opt.MaxPages {
+			c.log.Warn("stopped paging at the page limit", "url", redact(r.url), "pages", n)
+			return nil
+		}
+		seen[r.key()] = true
+		body, err := c.get(ctx, r)
+		if err != nil {
+			return err
+		}
+		var p page
+		if err := json.Unmarshal(body, &p); err != nil {
+			return fmt.Errorf("%s %s: malformed page: %v", r.method, redact(r.url), err)
+		}
+		if err := each(&p); err != nil {
+			return err
+		}
+		next, ok := nextRequest(p.Links, r)
+		if !ok {
+			return nil
+		}
+		if seen[next.key()] {
+			c.log.Warn("next link repeats an earlier page; stopping", "url", redact(next.url))
+			return nil
+		}
+		r = next
+	}
+}
+
+func nextRequest(links []Link, cur request) (request, bool) {
+	for _, l := range links {
+		if l.Rel != "next" || l.Href == "" {
+			continue
+		}
+		base, err := url.Parse(cur.url)
+		if err != nil {
+			return request{}, false
+		}
+		ref, err := url.Parse(l.Href)
+		if err != nil {
+			return request{}, false
+		}
+		next := request{method: http.MethodGet, url: base.ResolveReference(ref).String()}
+		if l.Method == http.MethodPost {
+			next.method = http.MethodPost
+			next.body = []byte(l.Body)
+			if len(next.body) == 0 {
+				next.body = []byte("{}")
+			}
+		}
+		if next.url != "" && (next.url[:5] == "http:" || next.url[:6] == "https:") {
+			return next, true
+		}
+		return request{}, false
+	}
+	return request{}, false
+}
+
+// ParseItem parses one item feature; base resolves a relative self link.
+func ParseItem(raw json.RawMessage, base string) (Item, error) {
+	var f struct {
+		Type       string `json:"type"`
+		ID         any    `json:"id"`
+		Collection string `json:"collection"`
+		Links      []Link `json:"links"`
+		Properties struct {
+			Datetime *string `json:"datetime"`
+			Updated  *string `json:"updated"`
+		} `json:"properties"`
+		Assets map[string]struct {
+			Href string          `json:"href"`
+			Type string          `json:"type"`
+			Size json.RawMessage `json:"file:size"`
+		} `json:"assets"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return Item{}, fmt.Errorf("item is not valid JSON: %v", err)
+	}
+	id, ok := f.ID.(string)
+	if !ok || id == "" {
+		return Item{}, fmt.Errorf("item has no string id")
+	}
+	it := Item{ID: id, Collection: f.Collection, Raw: raw}
+	for _, l := range f.Links {
+		if l.Rel == "self" && l.Href != "" {
+			it.Self = l.Href
+			if b, err := url.Parse(base); err == nil {
+				if r, err := url.Parse(l.Href); err == nil {
+					it.Self = b.ResolveReference(r).String()
+				}
+			}
+			break
+		}
+	}
+	for _, s := range []*string{f.Properties.Updated, f.Properties.Datetime} {
+		if s == nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
+			it.Time = t
+			break
+		}
+	}
+	for key, a := range f.Assets {
+		if a.Href == "" {
+			continue
+		}
+		size := int64(-1)
+		if n, err := strconv.ParseInt(string(a.Size), 10, 64); err == nil && n >= 0 {
+			size = n
+		}
+		it.Assets = append(it.Assets, Asset{Key: key, Href: a.Href, Type: a.Type, Size: size})
+	}
+	sortAssets(it.Assets)
+	return it, nil
+}
