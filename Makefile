@@ -1,0 +1,67 @@
+# prescientfs — see README.md.
+SHELL := /bin/bash
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+export PATH := $(PATH):$(GOBIN)
+BIN := bin/prescientfs
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# Packages whose fuzz targets CI runs briefly (package:target).
+FUZZTIME ?= 10s
+
+.PHONY: all build deps test unit e2e fuzz bench lint demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/prescientfs
+
+# deps installs what the tests, the demo and the benchmarks need when it is
+# missing: FUSE 3, GDAL (Debian packages; needs root or sudo) and a pinned MinIO.
+deps:
+	@need=""; \
+	command -v fusermount3 >/dev/null || need="$$need fuse3"; \
+	command -v gdal_translate >/dev/null || need="$$need gdal-bin"; \
+	if [ -n "$$need" ]; then \
+		echo "installing:$$need"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need; \
+	fi
+	@if [ -z "$$MINIO_BIN" ] && ! command -v minio >/dev/null; then \
+		echo "installing MinIO $(MINIO_VERSION) (compiles; takes a few minutes once)"; \
+		$(GO) install github.com/minio/minio@$(MINIO_VERSION); \
+	fi
+
+# test: unit tests and the end-to-end suite (real MinIO, STAC server, FUSE, GDAL), all with -race.
+test: deps
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: deps
+	$(GO) test -race -count=1 -timeout 25m -v ./e2e/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzSafeName$$' -fuzztime $(FUZZTIME) ./stacindex/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./stacindex/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseItem$$' -fuzztime $(FUZZTIME) ./stacindex/
+	$(GO) test -run '^$$' -fuzz '^FuzzPages$$' -fuzztime $(FUZZTIME) ./stacindex/
+
+# bench: the real stack, 1 GiB objects and a >=1 GiB COG; prints ratios against
+# direct aws-sdk-go-v2 reads in the same run. Never part of `make test`.
+bench: deps build
+	$(GO) run ./e2e/cmd/bench -bin $(BIN) -dir .bench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	@$(GO) mod tidy -diff
+
+# demo: the local stack with sample imagery, mounted at ./mnt; Ctrl-C tears it down.
+demo: deps build
+	./e2e/demo.sh $(BIN) mnt
+
+clean:
+	rm -rf bin .bench .demo
