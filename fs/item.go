@@ -2,12 +2,14 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/prescient/prescientfs/fs/objread"
 	"github.com/prescient/prescientfs/stacindex"
 )
 
@@ -45,21 +47,27 @@ func (d *itemDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 	if err != nil {
 		return nil, d.fs.fail("readdir", d.Path(nil), err)
 	}
-	d.statAll(ctx, it.Assets)
+	missing := d.statAll(ctx, it.Assets)
 	entries := make([]fuse.DirEntry, 0, len(it.Assets)+1)
 	entries = append(entries, fuse.DirEntry{Name: stacindex.ItemJSON, Mode: syscall.S_IFREG, Ino: ino(d.collection, d.id, stacindex.ItemJSON)})
-	for _, a := range it.Assets {
+	for i, a := range it.Assets {
+		if missing[i] {
+			continue
+		}
 		entries = append(entries, fuse.DirEntry{Name: a.Name, Mode: syscall.S_IFREG, Ino: ino(d.collection, d.id, "asset", a.Key)})
 	}
 	return fusefs.NewListDirStream(entries), 0
 }
 
 // statAll HEADs, concurrently, the assets whose size the catalog does not
-// give, so that the `ls -l` after a listing finds them cached.
-func (d *itemDir) statAll(ctx context.Context, assets []stacindex.AssetEntry) {
+// give, so that the `ls -l` after a listing finds them cached. It reports
+// which assets do not exist: they are left out of the listing (a missing
+// asset with a file:size still appears, and fails with ENOENT on open).
+func (d *itemDir) statAll(ctx context.Context, assets []stacindex.AssetEntry) []bool {
+	missing := make([]bool, len(assets))
 	sem := make(chan struct{}, d.fs.StatConcurrency)
 	var wg sync.WaitGroup
-	for _, a := range assets {
+	for i, a := range assets {
 		if a.Size >= 0 {
 			continue
 		}
@@ -67,10 +75,15 @@ func (d *itemDir) statAll(ctx context.Context, assets []stacindex.AssetEntry) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d.fs.stats.stat(ctx, a.Loc) // errors surface on lookup
+			_, err := d.fs.stats.stat(ctx, a.Loc)
+			if errors.Is(err, objread.ErrNotFound) {
+				missing[i] = true
+				d.fs.Log.Warn("asset object not found; left out of the listing", "path", d.Path(nil)+"/"+a.Name, "object", a.Loc.String())
+			}
 		}()
 	}
 	wg.Wait()
+	return missing
 }
 
 func (d *itemDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {

@@ -120,6 +120,9 @@ type Landing struct {
 // Landing fetches and checks the landing page.
 func (c *Client) Landing(ctx context.Context) (*Landing, error) {
 	body, err := c.get(ctx, request{method: http.MethodGet, url: c.base.String()})
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s answers 404 (check the URL: it should be the catalog's landing page)", ErrNotSTAC, c.URL())
+	}
 	if err != nil {
 		return nil, err
 	}

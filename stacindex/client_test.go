@@ -123,7 +123,9 @@ func TestAuthHeaderScope(t *testing.T) {
 	defer srv.Close()
 	token := "stale"
 	c, _ := NewClient(srv.URL, Options{
-		Header:         func(context.Context) (http.Header, error) { return http.Header{"Authorization": {"Bearer " + token}}, nil },
+		Header: func(context.Context) (http.Header, error) {
+			return http.Header{"Authorization": {"Bearer " + token}}, nil
+		},
 		OnUnauthorized: func() { renewed.Add(1); token = "fresh" },
 	})
 	var ids []string
