@@ -86,7 +86,7 @@ func runMount(c *cli.Context) error {
 func checkMountpoint(dir string) error {
 	st, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, syscall.ENOTCONN):
+	case errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED):
 		return fmt.Errorf("mountpoint %s is a dead mount: run `prescientfs unmount %s` first", dir, dir)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist: create it with `mkdir -p %s`", dir, dir)
