@@ -47,7 +47,13 @@ type Config struct {
 	UID, GID uint32
 	// StatConcurrency bounds concurrent HEADs for one directory (default 16).
 	StatConcurrency int
+	// Stats, when set, is served as MOUNT/.prescientfs-stats (not listed:
+	// catalog names never start with a dot, so it cannot collide).
+	Stats func() []byte
 }
+
+// StatsFile is the hidden file in the root with the read path's counters.
+const StatsFile = ".prescientfs-stats"
 
 // MountOptions are the kernel-facing options.
 type MountOptions struct {

@@ -31,7 +31,9 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			mountCommand(),
 			unmountCommand(),
+			statsCommand(),
 			versionCommand(),
+			authCommand(), configCommand(),
 		},
 	}
 }

@@ -36,6 +36,10 @@ func mountFlags() []cli.Flag {
 			Usage: "log file of a background mount (default: $XDG_CACHE_HOME/prescientfs/mount-<name>.log)"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"PRESCIENT_DEBUG"},
 			Usage: "debug logs, including every FUSE operation"},
+		&cli.StringFlag{Name: "memory-limit", Value: "128MiB", EnvVars: []string{"PRESCIENT_MEMORY_LIMIT"},
+			Usage: "memory for prefetch buffers, shared by all open files; under pressure windows shrink"},
+		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: []string{"PRESCIENT_CACHE_SIZE"},
+			Usage: "in-memory block cache shared by all opens (GDAL's headers and tiles)"},
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
 			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
 	}
@@ -134,6 +138,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 		Log:    log,
 		UID:    uint32(os.Getuid()),
 		GID:    uint32(os.Getgid()),
+		Stats:  w.statsJSON,
 	}
 	srv, err := fs.Mount(dir, cfg, fs.MountOptions{AllowOther: c.Bool("allow-other"), Debug: c.Bool("debug"), FsName: "prescientfs"})
 	if err != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,12 +24,13 @@ import (
 
 // wiring is everything a mount is made of.
 type wiring struct {
-	client   *stacindex.Client
-	resolver stacindex.Resolver
-	store    objread.Store
-	opener   objread.Opener
-	close    func()
-	logStats func(*slog.Logger)
+	client    *stacindex.Client
+	resolver  stacindex.Resolver
+	store     objread.Store
+	opener    objread.Opener
+	close     func()
+	logStats  func(*slog.Logger)
+	statsJSON func() []byte
 }
 
 // catalogAuth is how the catalog and buckets are reached: anonymous or
@@ -61,13 +65,26 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 		return nil, err
 	}
 	store := objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}
+	memLimit, err := parseSize(c.String("memory-limit"))
+	if err != nil {
+		return nil, fmt.Errorf("--memory-limit: %w", err)
+	}
+	cacheSize, err := parseSize(c.String("cache-size"))
+	if err != nil {
+		return nil, fmt.Errorf("--cache-size: %w", err)
+	}
+	pf := objread.NewPrefetcher(store, objread.DefaultConfig(), objread.NewBudget(memLimit), objread.NewBlockCache(cacheSize, 0))
 	w := &wiring{
 		client:   client,
 		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
 		store:    store,
-		opener:   objread.Direct{Store: store},
+		opener:   pf,
 		close:    func() {},
-		logStats: func(*slog.Logger) {},
+		logStats: func(log *slog.Logger) { log.Info("read statistics", "stats", pf.Stats().Snapshot()) },
+		statsJSON: func() []byte {
+			b, _ := json.MarshalIndent(pf.Stats().Snapshot(), "", "  ")
+			return append(b, '\n')
+		},
 	}
 	if auth.close != nil {
 		w.close = auth.close
@@ -142,4 +159,24 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// parseSize reads sizes like "128MiB", "1GiB", "512KiB", "64MB" or bytes.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB)", s)
+	}
+	return n * mult, nil
 }

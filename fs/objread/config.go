@@ -1,0 +1,100 @@
+package objread
+
+// Sizes used by the defaults.
+const (
+	KiB int64 = 1 << 10
+	MiB int64 = 1 << 20
+)
+
+// Defaults of Config, of the Budget and of the BlockCache.
+const (
+	// DefaultMemoryLimit bounds all handles' prefetch buffers together:
+	// four concurrent streams get a 32 MiB window each (four 8 MiB parts,
+	// enough for ~400 MB/s from S3), and with the block cache and Go's
+	// runtime the process stays near 200 MiB RSS.
+	DefaultMemoryLimit = 128 * MiB
+	// DefaultBlockSize is the block cache's unit and the rounding of random
+	// reads: the size of a typical COG tile and of one kernel FUSE read
+	// (128 KiB without max_pages), so a random read fetches at most two
+	// blocks more than it asked for.
+	DefaultBlockSize = 128 * KiB
+	// DefaultCacheSize bounds the shared block cache (256 blocks): room for
+	// the headers and hot tiles of the handful of files QGIS has open.
+	DefaultCacheSize = 32 * MiB
+)
+
+// Config tunes the prefetching reader. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	// FirstRead is how much a handle's first read fetches (through the
+	// block cache): 1 MiB plus 128 KiB so that the kernel's readahead after
+	// the first read (at most MaxReadAhead, 1 MiB) needs no second request.
+	FirstRead int64
+	// SeqConfirm is how many contiguous bytes a run of reads must cover
+	// before it counts as sequential and gets a prefetch stream. Kernel
+	// readahead around one random read stays below it.
+	SeqConfirm int64
+	// InitialWindow is a new stream's window; it doubles each time the
+	// reader enters a new part, up to MaxWindow.
+	InitialWindow int64
+	// MaxWindow caps how far ahead of the reader a stream fetches.
+	MaxWindow int64
+	// PartSize is the size of one prefetch GET (the window is fetched as
+	// parallel parts of this size).
+	PartSize int64
+	// Parallel bounds the concurrent part GETs of one handle.
+	Parallel int
+	// KeepBehind is how much already-read data a stream keeps behind the
+	// reader, for the kernel's reordered async reads.
+	KeepBehind int64
+	// Slack is how far beyond the stream's fetched data (or the end of the
+	// previous read) a read still counts as part of it: short forward
+	// jumps wait for data in flight instead of resetting the stream.
+	Slack int64
+	// RandomAfter is the number of consecutive reads outside a stream
+	// after which the stream is dropped and its buffers released.
+	RandomAfter int
+}
+
+// DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, windows
+// from 2 MiB doubling to 64 MiB, 8 MiB parts, 4 parallel GETs per handle.
+func DefaultConfig() Config {
+	return Config{
+		FirstRead:     MiB + 128*KiB,
+		SeqConfirm:    512 * KiB,
+		InitialWindow: 2 * MiB,
+		MaxWindow:     64 * MiB,
+		PartSize:      8 * MiB,
+		Parallel:      4,
+		KeepBehind:    MiB,
+		Slack:         MiB,
+		RandomAfter:   4,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	set := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&c.FirstRead, d.FirstRead)
+	set(&c.SeqConfirm, d.SeqConfirm)
+	set(&c.InitialWindow, d.InitialWindow)
+	set(&c.MaxWindow, d.MaxWindow)
+	set(&c.PartSize, d.PartSize)
+	set(&c.KeepBehind, d.KeepBehind)
+	set(&c.Slack, d.Slack)
+	if c.Parallel <= 0 {
+		c.Parallel = d.Parallel
+	}
+	if c.RandomAfter <= 0 {
+		c.RandomAfter = d.RandomAfter
+	}
+	if c.MaxWindow < c.InitialWindow {
+		c.MaxWindow = c.InitialWindow
+	}
+	return c
+}

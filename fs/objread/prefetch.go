@@ -1,0 +1,178 @@
+package objread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Prefetcher is the fast Opener. Each handle it opens watches its own
+// access pattern:
+//
+//   - The first read fetches FirstRead bytes through the shared block
+//     cache, which absorbs the kernel's readahead and lets the many opens
+//     GDAL makes of one file share its header.
+//   - Random reads go through the block cache, rounded to its blocks.
+//   - A run of contiguous reads longer than SeqConfirm starts a stream: a
+//     window of parallel ranged GETs (parts) ahead of the reader, doubling
+//     up to MaxWindow. Streams bypass the block cache so big files do not
+//     churn it. Reads slightly behind, ahead or out of order stay in the
+//     stream; only RandomAfter reads in a row elsewhere drop it.
+//
+// Stream buffers come from the shared Budget. When it is exhausted windows
+// shrink, and a read with no buffered data goes straight to the store.
+type Prefetcher struct {
+	store  Store
+	cfg    Config
+	budget *Budget
+	cache  *BlockCache
+	stats  *Stats
+	pool   sync.Pool // of *[]byte of cfg.PartSize
+}
+
+var _ Opener = (*Prefetcher)(nil)
+
+// NewPrefetcher returns an Opener reading from store. A nil budget or
+// cache gets a default-sized one of its own; share them between
+// Prefetchers to bound the whole process.
+func NewPrefetcher(store Store, cfg Config, budget *Budget, cache *BlockCache) *Prefetcher {
+	if budget == nil {
+		budget = NewBudget(0)
+	}
+	if cache == nil {
+		cache = NewBlockCache(0, 0)
+	}
+	return &Prefetcher{store: store, cfg: cfg.withDefaults(), budget: budget, cache: cache, stats: new(Stats)}
+}
+
+// Stats returns the live counters of all handles of this Prefetcher.
+func (pf *Prefetcher) Stats() *Stats { return pf.stats }
+
+// Open implements Opener.
+func (pf *Prefetcher) Open(obj Object) Reader {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &handle{pf: pf, obj: obj, ctx: ctx, cancel: cancel, sem: make(chan struct{}, pf.cfg.Parallel)}
+}
+
+// handle is the Reader of one open file.
+type handle struct {
+	pf     *Prefetcher
+	obj    Object
+	ctx    context.Context // parts run on it; Close cancels it
+	cancel context.CancelFunc
+	sem    chan struct{} // bounds this handle's concurrent part GETs
+
+	mu     sync.Mutex
+	closed bool // guarded by mu
+	pat    pattern
+	st     stream
+}
+
+// segment is a piece of one read: from a part, from the block cache, or
+// straight from the store.
+type segment struct {
+	off, end int64
+	pt       *part // nil: cache or direct
+	direct   bool
+	loadEnd  int64 // for cache segments: extend the load to here
+}
+
+// ReadAt implements Reader.
+func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", h.obj.Loc, off)
+	}
+	if off >= h.obj.Size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), h.obj.Size)
+	if end == off {
+		return 0, nil
+	}
+	buf := p[:end-off]
+	for first := true; ; first = false {
+		segs, err := h.plan(off, end, first)
+		if err != nil {
+			return 0, err
+		}
+		err = h.exec(ctx, segs, buf, off)
+		if errors.Is(err, errDropped) && ctx.Err() == nil {
+			continue // a part went away under us: plan again
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("read %s at %d: %w", h.obj.Loc, off, err)
+		}
+		break
+	}
+	h.pf.stats.BytesServed.Add(end - off)
+	if int(end-off) < len(p) {
+		return int(end - off), io.EOF
+	}
+	return len(p), nil
+}
+
+// exec fills buf (the object's bytes from off) from segs, then lets go of
+// the parts it used.
+func (h *handle) exec(ctx context.Context, segs []segment, buf []byte, off int64) error {
+	defer h.unref(segs)
+	for _, s := range segs {
+		dst := buf[s.off-off : s.end-off]
+		switch {
+		case s.pt != nil:
+			if err := s.pt.wait(ctx, int(s.end-s.pt.off)); err != nil {
+				return err
+			}
+			copy(dst, s.pt.buf[s.off-s.pt.off:])
+		case s.direct:
+			h.pf.stats.DirectReads.Add(1)
+			if err := fetchRange(ctx, h.pf.store, h.obj, s.off, [][]byte{dst}, nil, h.pf.stats); err != nil {
+				return err
+			}
+		default:
+			if _, err := h.pf.cache.ReadAt(ctx, h.pf.store, h.obj, dst, s.off, s.loadEnd, h.pf.stats); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unref drops the references plan took on parts, freeing the buffers of
+// parts evicted meanwhile.
+func (h *handle) unref(segs []segment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range segs {
+		if s.pt == nil {
+			continue
+		}
+		s.pt.refs--
+		s.pt.served += s.end - s.off
+		if s.pt.evicted && s.pt.refs == 0 {
+			h.freeLocked(s.pt)
+		}
+	}
+}
+
+// Close implements Reader: it cancels the handle's parts and releases
+// their buffers.
+func (h *handle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	h.dropStreamLocked()
+	h.cancel()
+	return nil
+}
+
+// errClosed is returned by reads on a closed handle.
+var errClosed = fmt.Errorf("read on closed handle: %w", os.ErrClosed)

@@ -1,0 +1,245 @@
+package objread
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readAt reads [off, off+n) from r and checks the bytes and the EOF
+// contract against the fake object.
+func readAt(t testing.TB, f *fakeStore, r Reader, obj Object, off, n int64) {
+	t.Helper()
+	p := make([]byte, n)
+	got, err := r.ReadAt(context.Background(), p, off)
+	want := f.want(obj, off, n)
+	switch {
+	case int64(len(want)) < n && !errors.Is(err, io.EOF):
+		t.Fatalf("read %d+%d of %d: err %v, want io.EOF", off, n, obj.Size, err)
+	case int64(len(want)) == n && err != nil:
+		t.Fatalf("read %d+%d of %d: %v", off, n, obj.Size, err)
+	case got != len(want):
+		t.Fatalf("read %d+%d of %d: got %d bytes, want %d", off, n, obj.Size, got, len(want))
+	case !bytes.Equal(p[:got], want):
+		t.Fatalf("read %d+%d of %d: wrong bytes", off, n, obj.Size)
+	}
+}
+
+func newTest(f *fakeStore, budget *Budget) *Prefetcher {
+	return NewPrefetcher(f, Config{}, budget, NewBlockCache(0, 0))
+}
+
+func TestSequentialGrowsParallelParts(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 2 * time.Millisecond
+	obj := f.put("seq", 96*MiB+12345, `"e1"`)
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	for off := int64(0); off < obj.Size; off += 128 * KiB {
+		readAt(t, f, r, obj, off, 128*KiB)
+	}
+	reqs := f.requests()
+	slices.SortFunc(reqs, func(a, b request) int { return cmp.Compare(a.off, b.off) })
+	if len(reqs) > 20 {
+		t.Errorf("%d requests for a sequential read of 96 MiB, want ≤ 20", len(reqs))
+	}
+	if reqs[0].off != 0 || reqs[0].n != DefaultConfig().FirstRead {
+		t.Errorf("first request %+v, want 0+FirstRead", reqs[0])
+	}
+	var fetched, largest int64
+	for i, q := range reqs {
+		if q.etag != obj.ETag {
+			t.Errorf("request %d sent ETag %q, want the pinned %q", i, q.etag, obj.ETag)
+		}
+		fetched += q.n
+		largest = max(largest, q.n)
+		if i > 0 && i < len(reqs)-1 && q.n < reqs[i-1].n {
+			t.Errorf("request %d is %d bytes, smaller than the one before (%d)", i, q.n, reqs[i-1].n)
+		}
+	}
+	if largest != DefaultConfig().PartSize {
+		t.Errorf("largest request %d, want a full part %d", largest, DefaultConfig().PartSize)
+	}
+	if fetched != obj.Size {
+		t.Errorf("fetched %d bytes for an object of %d", fetched, obj.Size)
+	}
+	if f.maxInflight < 2 {
+		t.Errorf("at most %d requests in flight, want parallel parts", f.maxInflight)
+	}
+	t.Logf("%d requests, max %d in flight, stats %+v", len(reqs), f.maxInflight, pf.Stats().Snapshot())
+}
+
+// TestReorderedReadsNoReset sends reads the way the kernel's async
+// readahead does: slightly out of order, some backwards, some ahead.
+func TestReorderedReadsNoReset(t *testing.T) {
+	const chunk = 128 * KiB
+	f := newFakeStore()
+	obj := f.put("reorder", 40*MiB, `"e"`)
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	n := obj.Size / chunk
+	order := make([]int64, 0, n)
+	for i := int64(0); i < n; i += 4 {
+		// 2 before 1, 0 last, then 3: backwards by up to 256 KiB.
+		for _, d := range []int64{2, 1, 0, 3} {
+			if i+d < n {
+				order = append(order, i+d)
+			}
+		}
+	}
+	for _, i := range order {
+		readAt(t, f, r, obj, i*chunk, chunk)
+	}
+	// A 1 MiB forward skip, then a read behind it, then on.
+	reqs := f.requests()
+	if len(reqs) > 12 {
+		t.Errorf("%d requests for 40 MiB read with reordering, want ≤ 12: the stream was reset", len(reqs))
+	}
+	var fetched int64
+	for _, q := range reqs {
+		fetched += q.n
+	}
+	if fetched > obj.Size {
+		t.Errorf("fetched %d bytes for %d: data was fetched twice", fetched, obj.Size)
+	}
+}
+
+// TestForwardSkipKeepsData skips ahead within the window: fetched data
+// must be kept, the reads behind still served from it.
+func TestForwardSkipKeepsData(t *testing.T) {
+	const chunk = 128 * KiB
+	f := newFakeStore()
+	obj := f.put("skip", 64*MiB, "")
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	off := int64(0)
+	for ; off < 12*MiB; off += chunk {
+		readAt(t, f, r, obj, off, chunk)
+	}
+	before := len(f.requests())
+	readAt(t, f, r, obj, off+3*MiB, chunk) // ahead, data already fetched
+	for ; off < 20*MiB; off += chunk {     // the skipped reads arrive late
+		readAt(t, f, r, obj, off, chunk)
+	}
+	reqs := f.requests()
+	for _, q := range reqs[before:] {
+		if q.off < 12*MiB+4*MiB {
+			t.Errorf("request %+v refetches data the stream had", q)
+		}
+	}
+}
+
+func TestRandomReadsExactRanges(t *testing.T) {
+	f := newFakeStore()
+	obj := f.put("random", 512*MiB, `"r"`)
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	const reads = 300
+	for range reads {
+		off := rnd.Int64N(obj.Size/(4*KiB)) * 4 * KiB
+		readAt(t, f, r, obj, off, 64*KiB)
+	}
+	reqs := f.requests()
+	var fetched int64
+	for i, q := range reqs {
+		fetched += q.n
+		if i > 0 && q.n > 2*DefaultBlockSize {
+			t.Errorf("request %d: %d bytes for a 64 KiB random read", i, q.n)
+		}
+	}
+	if per := fetched / reads; per > 2*MiB {
+		t.Errorf("%d bytes fetched per 64 KiB random read, want ≤ 2 MiB", per)
+	}
+	if s := pf.Stats().Snapshot(); s.Parts != 0 {
+		t.Errorf("random reads started %d prefetch parts", s.Parts)
+	}
+	t.Logf("%d requests, %d KiB per read", len(reqs), fetched/reads/KiB)
+}
+
+// TestMatchesObject checks bytes against the object for random workloads:
+// reads crossing the end, empty and tiny objects, concurrent readers.
+func TestMatchesObject(t *testing.T) {
+	sizes := []int64{0, 1, 100, 128*KiB - 1, 128 * KiB, MiB + 5, 3*MiB + 128*KiB + 1, 37*MiB + 3}
+	for _, size := range sizes {
+		t.Run("", func(t *testing.T) {
+			t.Parallel()
+			f := newFakeStore()
+			f.chunk = 5000
+			obj := f.put("obj", size, `"x"`)
+			pf := NewPrefetcher(f, Config{}, NewBudget(24*MiB), NewBlockCache(2*MiB, 0))
+			var wg sync.WaitGroup
+			for g := range 4 {
+				wg.Go(func() {
+					r := pf.Open(obj)
+					defer r.Close()
+					rnd := rand.New(rand.NewPCG(uint64(size), uint64(g)))
+					off := int64(0)
+					for range 60 {
+						n := rnd.Int64N(300*KiB) + 1
+						switch rnd.IntN(4) {
+						case 0: // random
+							off = rnd.Int64N(size + 2)
+						case 1: // near the end
+							off = max(0, size-rnd.Int64N(200*KiB))
+						}
+						readAt(t, f, r, obj, off, n)
+						off += n
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func TestEmptyObject(t *testing.T) {
+	f := newFakeStore()
+	obj := f.put("empty", 0, `"z"`)
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	n, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
+	if n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt on empty object = %d, %v; want 0, EOF", n, err)
+	}
+	if reqs := f.requests(); len(reqs) != 0 {
+		t.Errorf("requests %v for an empty object", reqs)
+	}
+}
+
+// TestConcurrentReadersOneHandle reads one handle from many goroutines,
+// as the kernel does, and checks the bytes.
+func TestConcurrentReadersOneHandle(t *testing.T) {
+	const chunk = 128 * KiB
+	f := newFakeStore()
+	f.latency = time.Millisecond
+	obj := f.put("par", 48*MiB+77, `"p"`)
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	next := make(chan int64)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for off := range next {
+				readAt(t, f, r, obj, off, chunk)
+			}
+		})
+	}
+	for off := int64(0); off < obj.Size; off += chunk {
+		next <- off
+	}
+	close(next)
+	wg.Wait()
+	if n := len(f.requests()); n > 40 {
+		t.Errorf("%d requests for a parallel sequential read of 48 MiB", n)
+	}
+}

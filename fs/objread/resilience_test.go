@@ -1,0 +1,292 @@
+package objread
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBudgetManyHandles streams many files at once under a small budget:
+// the budget is never exceeded, bytes stay right, all is released at close.
+func TestBudgetManyHandles(t *testing.T) {
+	const chunk = 128 * KiB
+	f := newFakeStore()
+	f.latency = time.Millisecond
+	budget := NewBudget(32 * MiB)
+	pf := NewPrefetcher(f, Config{}, budget, NewBlockCache(4*MiB, 0))
+	var wg sync.WaitGroup
+	for i := range 12 {
+		obj := f.put(string(rune('a'+i)), 16*MiB+int64(i), `"m"`)
+		wg.Go(func() {
+			r := pf.Open(obj)
+			defer r.Close()
+			for off := int64(0); off < obj.Size; off += chunk {
+				readAt(t, f, r, obj, off, chunk)
+			}
+		})
+	}
+	wg.Wait()
+	if peak := budget.Peak(); peak > budget.Limit() {
+		t.Errorf("peak %d bytes over the %d budget", peak, budget.Limit())
+	}
+	waitFor(t, func() bool { return budget.Used() == 0 })
+	s := pf.Stats().Snapshot()
+	t.Logf("peak %d MiB, %+v", budget.Peak()/MiB, s)
+}
+
+// TestFourStreamsShareBudget streams four files on a quarter-size budget
+// (as four 1 GiB copies share the default one): the windows shrink to fit
+// and no read has to fall back to the store.
+func TestFourStreamsShareBudget(t *testing.T) {
+	const chunk = 128 * KiB
+	f := newFakeStore()
+	f.latency = time.Millisecond
+	budget := NewBudget(32 * MiB)
+	pf := NewPrefetcher(f, Config{}, budget, NewBlockCache(4*MiB, 0))
+	var wg sync.WaitGroup
+	for i := range 4 {
+		obj := f.put(string(rune('a'+i)), 48*MiB+int64(i), `"m"`)
+		wg.Go(func() {
+			r := pf.Open(obj)
+			defer r.Close()
+			for off := int64(0); off < obj.Size; off += chunk {
+				readAt(t, f, r, obj, off, chunk)
+			}
+		})
+	}
+	wg.Wait()
+	s := pf.Stats().Snapshot()
+	if peak := budget.Peak(); peak > budget.Limit() {
+		t.Errorf("peak %d bytes over the %d budget", peak, budget.Limit())
+	}
+	if s.DirectReads > 16 || s.Requests > 120 {
+		t.Errorf("stats %+v: want windows that shrink, not direct reads", s)
+	}
+	t.Logf("peak %d MiB, %+v", budget.Peak()/MiB, s)
+}
+
+// TestBudgetExhaustedFallsBack reads with a budget too small for any part:
+// reads go straight to the store and stay correct.
+func TestBudgetExhaustedFallsBack(t *testing.T) {
+	f := newFakeStore()
+	obj := f.put("tiny-budget", 8*MiB, "")
+	budget := NewBudget(1)
+	pf := NewPrefetcher(f, Config{}, budget, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	for off := int64(0); off < obj.Size; off += 128 * KiB {
+		readAt(t, f, r, obj, off, 128*KiB)
+	}
+	if s := pf.Stats().Snapshot(); s.DirectReads == 0 || s.Parts != 0 {
+		t.Errorf("stats %+v: want direct reads and no parts", s)
+	}
+}
+
+func TestConcurrentBlockLoadsMerged(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 20 * time.Millisecond
+	obj := f.put("shared", 64*MiB, `"s"`)
+	pf := newTest(f, nil)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			r := pf.Open(obj)
+			defer r.Close()
+			readAt(t, f, r, obj, 0, 16*KiB) // GDAL reading the header
+			readAt(t, f, r, obj, 40*MiB, 64*KiB)
+		})
+	}
+	wg.Wait()
+	if reqs := f.requests(); len(reqs) != 2 {
+		t.Errorf("32 handles reading the same two ranges made %d requests %v, want 2", len(reqs), reqs)
+	}
+	if s := pf.Stats().Snapshot(); s.CacheMisses+s.CacheHits < 64 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestETagChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		warmup bool // read sequentially first so a stream is running
+		off    int64
+	}{{"first read", false, 0}, {"random read", true, 20 * MiB}, {"stream", true, 2 * MiB}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStore()
+			obj := f.put("changing", 32*MiB, `"v1"`)
+			r := newTest(f, nil).Open(obj)
+			defer r.Close()
+			if tc.warmup {
+				for off := int64(0); off < 2*MiB; off += 128 * KiB {
+					readAt(t, f, r, obj, off, 128*KiB)
+				}
+			}
+			f.put("changing", 32*MiB, `"v2"`)
+			// Bytes fetched before the change may still be served (they
+			// are the pinned version); the first fetch after it must fail.
+			var err error
+			for off := tc.off; off < obj.Size && err == nil; off += 128 * KiB {
+				_, err = r.ReadAt(context.Background(), make([]byte, 128*KiB), off)
+			}
+			if !errors.Is(err, ErrChanged) {
+				t.Fatalf("read after the object changed: %v, want ErrChanged", err)
+			}
+		})
+	}
+}
+
+func TestShortBodyRetried(t *testing.T) {
+	f := newFakeStore()
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	f.short = func(off, n int64) int64 { // every range's first answer is cut
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[off+n] || n < 1000 { // a resumed request ends where the first did
+			return n
+		}
+		seen[off+n] = true
+		return n / 3
+	}
+	obj := f.put("short", 20*MiB, `"s"`)
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	for off := int64(0); off < obj.Size; off += 128 * KiB {
+		readAt(t, f, r, obj, off, 128*KiB)
+	}
+	readAt(t, f, r, obj, 3*MiB, 64*KiB) // random read through the cache
+	if s := pf.Stats().Snapshot(); s.Retries == 0 {
+		t.Errorf("stats %+v: want retries", s)
+	}
+	for _, q := range f.requests() {
+		if q.off+q.n > obj.Size {
+			t.Errorf("bad request %+v", q)
+		}
+	}
+}
+
+func TestShortBodyTwiceIsError(t *testing.T) {
+	f := newFakeStore()
+	f.short = func(off, n int64) int64 { return n / 2 }
+	obj := f.put("broken", 4*MiB, `"s"`)
+	for _, off := range []int64{0, 3 * MiB} {
+		r := newTest(f, nil).Open(obj)
+		n, err := r.ReadAt(context.Background(), make([]byte, 128*KiB), off)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || n != 0 {
+			t.Errorf("read at %d with always-short bodies = %d, %v; want ErrUnexpectedEOF", off, n, err)
+		}
+		r.Close()
+	}
+}
+
+// TestCancelDoesNotPoisonPart cancels one reader waiting on a part in
+// flight; another reader of the same bytes still gets them.
+func TestCancelDoesNotPoisonPart(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 30 * time.Millisecond
+	obj := f.put("cancel", 64*MiB, "")
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	for off := int64(0); off < DefaultConfig().FirstRead; off += 128 * KiB {
+		readAt(t, f, r, obj, off, 128*KiB)
+	}
+	// This read starts the stream, and gives up before its part arrives.
+	off := DefaultConfig().FirstRead
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if _, err := r.ReadAt(ctx, make([]byte, 128*KiB), off); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read with a short deadline: %v", err)
+	}
+	readAt(t, f, r, obj, off, 128*KiB)
+	readAt(t, f, r, obj, off+128*KiB, 128*KiB)
+	for _, q := range f.requests()[1:] {
+		if q.off < off+256*KiB && q.off != off {
+			t.Errorf("request %+v: the cancelled read's part was fetched again", q)
+		}
+	}
+	// Same for a block cache load shared by two handles.
+	r1, r2 := pf.Open(obj), pf.Open(obj)
+	defer r1.Close()
+	defer r2.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	done := make(chan error)
+	go func() {
+		_, err := r1.ReadAt(ctx, make([]byte, 64*KiB), 50*MiB)
+		done <- err
+	}()
+	time.Sleep(time.Millisecond)
+	readAt(t, f, r2, obj, 50*MiB, 64*KiB)
+	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled cache read: %v", err)
+	}
+}
+
+func TestCloseReleasesBudget(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 5 * time.Millisecond
+	obj := f.put("close", 128*MiB, "")
+	budget := NewBudget(0)
+	pf := NewPrefetcher(f, Config{}, budget, nil)
+	r := pf.Open(obj)
+	for off := int64(0); off < 6*MiB; off += 128 * KiB {
+		readAt(t, f, r, obj, off, 128*KiB)
+	}
+	if budget.Used() == 0 {
+		t.Fatal("no prefetch buffers held while streaming")
+	}
+	r.Close()
+	waitFor(t, func() bool { return budget.Used() == 0 })
+	if _, err := r.ReadAt(context.Background(), make([]byte, 10), 0); err == nil {
+		t.Error("read after Close succeeded")
+	}
+}
+
+// TestStoreErrorNotSticky fails one part's GET: the read fails, the next
+// read of the same bytes fetches them again.
+func TestStoreErrorNotSticky(t *testing.T) {
+	f := newFakeStore()
+	var mu sync.Mutex
+	failed := false
+	boom := errors.New("connection reset")
+	f.fail = func(off, n int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if off > 2*MiB && !failed {
+			failed = true
+			return boom
+		}
+		return nil
+	}
+	obj := f.put("flaky", 32*MiB, "")
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	for off := int64(0); off < obj.Size; off += 128 * KiB {
+		p := make([]byte, 128*KiB)
+		if _, err := r.ReadAt(context.Background(), p, off); err != nil && !errors.Is(err, boom) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		readAt(t, f, r, obj, off, 128*KiB) // the error did not stick
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !failed {
+		t.Error("no request failed")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 1s")
+}

@@ -1,0 +1,63 @@
+package objread
+
+import (
+	"log/slog"
+	"sync/atomic"
+)
+
+// Stats counts what the read path does. All fields are updated atomically
+// and can be read at any time; Snapshot copies them for logging.
+type Stats struct {
+	Requests      atomic.Int64 // ranged GETs sent (retries included)
+	BytesFetched  atomic.Int64 // body bytes received from the store
+	BytesServed   atomic.Int64 // bytes returned by ReadAt
+	CacheHits     atomic.Int64 // blocks found in the block cache
+	CacheMisses   atomic.Int64 // blocks loaded (or joined while loading)
+	Retries       atomic.Int64 // short or broken bodies resumed
+	Parts         atomic.Int64 // prefetch parts started
+	DirectReads   atomic.Int64 // reads sent straight to the store (budget exhausted)
+	BudgetDenials atomic.Int64 // prefetch parts the memory budget refused
+}
+
+// StatsSnapshot is a copy of Stats at one moment.
+type StatsSnapshot struct {
+	Requests      int64 `json:"requests"`
+	BytesFetched  int64 `json:"bytes_fetched"`
+	BytesServed   int64 `json:"bytes_served"`
+	CacheHits     int64 `json:"cache_hits"`
+	CacheMisses   int64 `json:"cache_misses"`
+	Retries       int64 `json:"retries"`
+	Parts         int64 `json:"parts"`
+	DirectReads   int64 `json:"direct_reads"`
+	BudgetDenials int64 `json:"budget_denials"`
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		Requests:      s.Requests.Load(),
+		BytesFetched:  s.BytesFetched.Load(),
+		BytesServed:   s.BytesServed.Load(),
+		CacheHits:     s.CacheHits.Load(),
+		CacheMisses:   s.CacheMisses.Load(),
+		Retries:       s.Retries.Load(),
+		Parts:         s.Parts.Load(),
+		DirectReads:   s.DirectReads.Load(),
+		BudgetDenials: s.BudgetDenials.Load(),
+	}
+}
+
+// LogValue implements slog.LogValuer.
+func (s StatsSnapshot) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int64("requests", s.Requests),
+		slog.Int64("bytes_fetched", s.BytesFetched),
+		slog.Int64("bytes_served", s.BytesServed),
+		slog.Int64("cache_hits", s.CacheHits),
+		slog.Int64("cache_misses", s.CacheMisses),
+		slog.Int64("retries", s.Retries),
+		slog.Int64("parts", s.Parts),
+		slog.Int64("direct_reads", s.DirectReads),
+		slog.Int64("budget_denials", s.BudgetDenials),
+	)
+}
