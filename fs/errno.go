@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"syscall"
 
+	"github.com/prescient/prescientfs/creds"
 	"github.com/prescient/prescientfs/fs/objread"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -21,7 +22,7 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EINTR
 	case errors.Is(err, objread.ErrNotFound), errors.Is(err, stacindex.ErrNotFound):
 		return syscall.ENOENT
-	case errors.Is(err, objread.ErrDenied), errors.Is(err, stacindex.ErrUnauthorized):
+	case errors.Is(err, objread.ErrDenied), errors.Is(err, stacindex.ErrUnauthorized), creds.IsAuthError(err):
 		return syscall.EACCES
 	case errors.Is(err, objread.ErrChanged):
 		return syscall.ESTALE

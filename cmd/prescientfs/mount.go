@@ -19,7 +19,7 @@ import (
 )
 
 func mountFlags() []cli.Flag {
-	return []cli.Flag{
+	return append(authFlags(),
 		&cli.StringFlag{Name: "stac-url", EnvVars: []string{"PRESCIENT_STAC_URL"},
 			Usage: "STAC API to mount, e.g. https://example.com/stac (default: the Prescient endpoint + \"stac\")"},
 		&cli.BoolFlag{Name: "no-sign-request", EnvVars: []string{"PRESCIENT_NO_SIGN_REQUEST"},
@@ -42,7 +42,7 @@ func mountFlags() []cli.Flag {
 			Usage: "in-memory block cache shared by all opens (GDAL's headers and tiles)"},
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
 			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
-	}
+	)
 }
 
 func mountCommand() *cli.Command {

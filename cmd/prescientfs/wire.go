@@ -42,6 +42,7 @@ type catalogAuth struct {
 	s3Creds        aws.CredentialsProvider // nil: the AWS default chain
 	region         string
 	close          func()
+	logStats       func(*slog.Logger)
 }
 
 func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error) {
@@ -80,7 +81,12 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 		store:    store,
 		opener:   pf,
 		close:    func() {},
-		logStats: func(log *slog.Logger) { log.Info("read statistics", "stats", pf.Stats().Snapshot()) },
+		logStats: func(log *slog.Logger) {
+			log.Info("read statistics", "stats", pf.Stats().Snapshot())
+			if auth.logStats != nil {
+				auth.logStats(log)
+			}
+		},
 		statsJSON: func() []byte {
 			b, _ := json.MarshalIndent(pf.Stats().Snapshot(), "", "  ")
 			return append(b, '\n')
@@ -92,14 +98,36 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	return w, nil
 }
 
-// resolveAuth picks the mode: a --stac-url without Prescient settings is
-// read anonymously, with S3 signed by the AWS chain (or not at all).
+// resolveAuth picks the mode. With Prescient settings (environment,
+// config.env or a saved profile) the mount signs in as the SDK does; a
+// --stac-url without them is read anonymously, with S3 signed by the AWS
+// chain (or not at all with --no-sign-request).
 func resolveAuth(ctx context.Context, c *cli.Context, log *slog.Logger) (*catalogAuth, error) {
 	stacURL := c.String("stac-url")
-	if stacURL == "" {
-		return nil, fmt.Errorf("no catalog configured: pass --stac-url URL (or set PRESCIENT_STAC_URL)")
+	ma, err := prescientAuth(ctx, c, log)
+	if err != nil {
+		return nil, err
 	}
-	return &catalogAuth{stacURL: stacURL}, nil
+	if ma == nil {
+		if stacURL == "" {
+			return nil, fmt.Errorf("no catalog configured: run `prescientfs auth login`, set PRESCIENT_ENDPOINT_URL, or pass --stac-url URL")
+		}
+		return &catalogAuth{stacURL: stacURL}, nil
+	}
+	return &catalogAuth{
+		stacURL:        firstNonEmpty(stacURL, ma.STACURL),
+		header:         ma.Header,
+		onUnauthorized: ma.OnUnauthorized,
+		s3Creds:        ma.S3Creds,
+		region:         ma.Region,
+		close:          ma.Close,
+		logStats: func(log *slog.Logger) {
+			st := ma.Stats()
+			log.Info("credential statistics", "token_renewals", st.TokenRenewals, "token_failures", st.TokenFailures,
+				"credential_renewals", st.CredentialRenewals, "credential_failures", st.CredentialFailures,
+				"credential_wait_p50", st.CredentialWaitP50, "credential_wait_max", st.CredentialWaitMax)
+		},
+	}, nil
 }
 
 // newS3Store builds the S3 client: AWS's own configuration chain
