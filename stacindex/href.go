@@ -87,15 +87,31 @@ func (r Resolver) s3FromURL(u *url.URL) (Location, bool) {
 	labels := strings.Split(strings.TrimSuffix(host, ".amazonaws.com"), ".")
 	// s3 | s3.<region> | s3-<region>  => path-style
 	if isS3Label(labels[0]) {
-		return pathStyle()
+		loc, ok := pathStyle()
+		loc.Region = regionOf(labels)
+		return loc, ok
 	}
 	// <bucket>.s3 | <bucket>.s3.<region> | <bucket>.s3-<region> => virtual-hosted
 	for i := 1; i < len(labels); i++ {
 		if isS3Label(labels[i]) && p != "" {
-			return Location{Kind: KindS3, Bucket: strings.Join(labels[:i], "."), Key: p}, true
+			return Location{Kind: KindS3, Bucket: strings.Join(labels[:i], "."), Key: p, Region: regionOf(labels[i:])}, true
 		}
 	}
 	return Location{}, false
+}
+
+// regionOf reads the region from the labels from "s3" on: s3.<region>,
+// s3-<region>, s3.dualstack.<region>.
+func regionOf(labels []string) string {
+	if r, ok := strings.CutPrefix(labels[0], "s3-"); ok {
+		return r
+	}
+	for _, l := range labels[1:] {
+		if l != "dualstack" && strings.Count(l, "-") >= 2 {
+			return l
+		}
+	}
+	return ""
 }
 
 func isS3Label(l string) bool {

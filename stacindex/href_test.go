@@ -10,6 +10,7 @@ func TestResolve(t *testing.T) {
 	ep, _ := url.Parse("http://127.0.0.1:9000")
 	r := Resolver{S3Endpoint: ep}
 	s3 := func(b, k string) Location { return Location{Kind: KindS3, Bucket: b, Key: k} }
+	s3r := func(b, k, r string) Location { return Location{Kind: KindS3, Bucket: b, Key: k, Region: r} }
 	web := func(u string) Location { return Location{Kind: KindHTTP, URL: u} }
 	self := "https://stac.example.com/stac/collections/c/items/i"
 	tests := []struct {
@@ -19,10 +20,11 @@ func TestResolve(t *testing.T) {
 	}{
 		{"s3://bkt/a/b.tif", "", s3("bkt", "a/b.tif")},
 		{"S3://bkt/k", "", s3("bkt", "k")},
-		{"https://bkt.s3.us-west-2.amazonaws.com/a/b.tif", "", s3("bkt", "a/b.tif")},
+		{"https://bkt.s3.us-west-2.amazonaws.com/a/b.tif", "", s3r("bkt", "a/b.tif", "us-west-2")},
+		{"https://bkt.s3-eu-west-1.amazonaws.com/k", "", s3r("bkt", "k", "eu-west-1")},
 		{"https://bkt.s3.amazonaws.com/a/b.tif", "", s3("bkt", "a/b.tif")},
-		{"https://my.dotted.bkt.s3.eu-central-1.amazonaws.com/k", "", s3("my.dotted.bkt", "k")},
-		{"https://s3.us-west-2.amazonaws.com/bkt/a/b.tif", "", s3("bkt", "a/b.tif")},
+		{"https://my.dotted.bkt.s3.eu-central-1.amazonaws.com/k", "", s3r("my.dotted.bkt", "k", "eu-central-1")},
+		{"https://s3.us-west-2.amazonaws.com/bkt/a/b.tif", "", s3r("bkt", "a/b.tif", "us-west-2")},
 		{"https://s3.amazonaws.com/bkt/k", "", s3("bkt", "k")},
 		{"http://127.0.0.1:9000/bkt/dir/x%20y%25z.tif", "", s3("bkt", "dir/x y%z.tif")},
 		{"https://bkt.s3.amazonaws.com/k?X-Amz-Signature=abc", "", web("https://bkt.s3.amazonaws.com/k?X-Amz-Signature=abc")},

@@ -20,6 +20,7 @@ type Location struct {
 	Kind   Kind
 	Bucket string // KindS3
 	Key    string // KindS3, decoded
+	Region string // KindS3: the region named in an AWS URL, if any
 	URL    string // KindHTTP: the absolute http(s) URL
 }
 

@@ -31,7 +31,7 @@ func (s *S3Store) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo,
 	var out *s3.HeadObjectOutput
 	err := s.retryStale(func() error {
 		var err error
-		out, err = s.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.Bucket, Key: &loc.Key})
+		out, err = s.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.Bucket, Key: &loc.Key}, inRegion(loc))
 		return err
 	})
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *S3Store) GetRange(ctx context.Context, loc stacindex.Location, off, n i
 	var out *s3.GetObjectOutput
 	err := s.retryStale(func() error {
 		var err error
-		out, err = s.Client.GetObject(ctx, in)
+		out, err = s.Client.GetObject(ctx, in, inRegion(loc))
 		return err
 	})
 	if err != nil {
@@ -135,4 +135,14 @@ func classifyS3(err error) error {
 		}
 	}
 	return nil
+}
+
+// inRegion sends the request to the region an AWS href named, if any:
+// public catalogs point at buckets in many regions.
+func inRegion(loc stacindex.Location) func(*s3.Options) {
+	return func(o *s3.Options) {
+		if loc.Region != "" && o.BaseEndpoint == nil {
+			o.Region = loc.Region
+		}
+	}
 }
