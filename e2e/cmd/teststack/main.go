@@ -152,8 +152,8 @@ func exports(m *minio.Server, s *stacserver.Server) string {
 		{"AWS_SECRET_ACCESS_KEY", m.SecretKey},
 		{"AWS_REGION", minio.Region},
 		{"AWS_EC2_METADATA_DISABLED", "true"},
-		{"PRESCIENT_AWS_REGION", minio.Region},
-		{"PRESCIENT_ENDPOINT_URL", s.BaseURL() + "/"},
+		// The anonymous-catalog mode: `prescientfs mount DIR` needs nothing else.
+		{"PRESCIENT_STAC_URL", s.URL()},
 		{"STAC_URL", s.URL()},
 	}
 	var b strings.Builder
