@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// mounter makes fresh mounts of one kind; path maps an object to its file.
+type mounter struct {
+	group string // "prescientfs" or "rclone"
+	mount func(ctx context.Context, label string, viaProxy bool) (*mountProc, error)
+	path  func(m *mountProc, o object) string
+}
+
+func (b *bench) prescientfs() mounter {
+	return mounter{group: "prescientfs", mount: b.mountPrescient,
+		path: func(m *mountProc, o object) string { return m.path(o.Rel) }}
+}
+
+func (b *bench) rcloneMounter() mounter {
+	return mounter{group: "rclone", mount: b.mountRclone,
+		path: func(m *mountProc, o object) string { return m.path(o.Key) }}
+}
+
+// seqWorkload: one stream of one object, mount vs direct SDK, interleaved.
+func (b *bench) seqWorkload(ctx context.Context, base *baselines) error {
+	objs := b.st.objs[:1]
+	name := fmt.Sprintf("sequential %s, %s reads", formatSize(objs[0].Size), formatSize(int64(b.cfg.readSize)))
+	res, err := b.throughput(ctx, b.prescientfs(), objs, "seq", true, false)
+	if err != nil {
+		b.rep.add(failed("prescientfs", name, err))
+		return err
+	}
+	base.seqBest = maxOf(res.direct)
+	b.rep.add(res.row("prescientfs", name, base.seqBest, tgtSeq))
+	return nil
+}
+
+// concWorkload: one stream per object, all at once (aggregate rate), and
+// the mount's peak RSS meanwhile.
+func (b *bench) concWorkload(ctx context.Context, base *baselines) error {
+	objs := b.st.objs
+	name := fmt.Sprintf("%d × sequential %s, aggregate", len(objs), formatSize(objs[0].Size))
+	rssName := fmt.Sprintf("peak RSS during %d × %s streams", len(objs), formatSize(objs[0].Size))
+	res, err := b.throughput(ctx, b.prescientfs(), objs, "conc", true, true)
+	if err != nil {
+		b.rep.add(failed("prescientfs", name, err), failed("prescientfs", rssName, err))
+		return err
+	}
+	base.concBest = maxOf(res.direct)
+	b.rep.add(res.row("prescientfs", name, base.concBest, tgtSeq), res.rssRow("prescientfs", rssName, tgtRSS))
+	return nil
+}
+
+// throughputResult holds the per-run rates (GiB/s) and peak RSS (MiB).
+type throughputResult struct {
+	mount, direct, rss []float64
+	counters           map[string]int64 // from the last mount's log, if any
+}
+
+func (t throughputResult) row(group, name string, baseline float64, tgt *target) row {
+	r := measure(group, name, "GiB/s", median(t.mount), baseline, "direct SDK, best", tgt)
+	r.Details = map[string]any{"runs": t.mount, "best": maxOf(t.mount)}
+	if len(t.direct) > 0 {
+		r.Details["direct_runs"] = t.direct
+		r.Details["direct_median"] = median(t.direct)
+	}
+	if t.counters != nil {
+		r.Details["mount_log_counters"] = t.counters
+	}
+	return r
+}
+
+func (t throughputResult) rssRow(group, name string, tgt *target) row {
+	r := measure(group, name, "MiB", maxOf(t.rss), math.NaN(), "", tgt)
+	r.Details = map[string]any{"runs": t.rss, "sampled": "max of VmHWM and 50 ms VmRSS samples of the mount process"}
+	return r
+}
+
+// throughput runs cfg.runs cold runs reading objs concurrently through a
+// fresh mount each, interleaved (when withDirect) with the same reads
+// straight from S3 with the SDK.
+func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label string, withDirect, withRSS bool) (throughputResult, error) {
+	var res throughputResult
+	var want int64
+	for _, o := range objs {
+		want += o.Size
+	}
+	bufs := make([][]byte, len(objs))
+	for i := range bufs {
+		bufs[i] = make([]byte, b.cfg.readSize)
+	}
+	for run := 1; run <= b.cfg.runs; run++ {
+		if err := b.coldStart(ctx, objs...); err != nil {
+			return res, err
+		}
+		if withDirect {
+			n, d, err := parallel(objs, bufs, func(i int, o object, buf []byte) (int64, error) {
+				return directRead(ctx, b.st.s3, o.Key, buf)
+			})
+			if err == nil && n != want {
+				err = fmt.Errorf("direct read returned %d bytes, want %d", n, want)
+			}
+			if err != nil {
+				return res, fmt.Errorf("direct run %d: %w", run, err)
+			}
+			res.direct = append(res.direct, gibps(n, d))
+			b.coldSecond()
+		}
+
+		m, err := mt.mount(ctx, fmt.Sprintf("%s-%d", label, run), false)
+		if err != nil {
+			return res, err
+		}
+		var rss *rssSampler
+		if withRSS {
+			rss = sampleRSS(m.pid)
+		}
+		n, d, err := parallel(objs, bufs, func(i int, o object, buf []byte) (int64, error) {
+			return streamFile(ctx, mt.path(m, o), buf)
+		})
+		if rss != nil {
+			if peak, perr := rss.peak(); perr == nil {
+				res.rss = append(res.rss, mib(peak))
+			} else if err == nil {
+				err = fmt.Errorf("peak RSS: %w", perr)
+			}
+		}
+		closeErr := m.close()
+		if err == nil && n != want {
+			err = fmt.Errorf("read %d bytes through the mount, want %d", n, want)
+		}
+		if err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			return res, fmt.Errorf("%s run %d: %w (log %s)", mt.group, run, err, m.logPath)
+		}
+		res.mount = append(res.mount, gibps(n, d))
+		if c, ok := logCounters(m.logPath); ok {
+			res.counters = c
+		}
+		b.log.Info("run", "workload", label, "via", mt.group, "run", run, "GiB/s", fmt.Sprintf("%.3f", gibps(n, d)),
+			"direct GiB/s", fmt.Sprintf("%.3f", lastOr(res.direct, math.NaN())))
+	}
+	return res, nil
+}
+
+func lastOr(xs []float64, def float64) float64 {
+	if len(xs) == 0 {
+		return def
+	}
+	return xs[len(xs)-1]
+}
+
+// parallel runs fn for every object at once; it returns the bytes read in
+// total and the wall time from the start to the last finish.
+func parallel(objs []object, bufs [][]byte, fn func(i int, o object, buf []byte) (int64, error)) (int64, time.Duration, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int64
+		errs  []error
+	)
+	start := time.Now()
+	for i, o := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := fn(i, o, bufs[i])
+			mu.Lock()
+			total += n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", o.Key, err))
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return total, time.Since(start), errors.Join(errs...)
+}
+
+// streamFile reads path from start to end with read(2) calls of len(buf).
+func streamFile(ctx context.Context, path string, buf []byte) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return drain(ctx, f, buf)
+}
+
+// directRead streams a whole object with one GetObject.
+func directRead(ctx context.Context, c *s3.Client, key string, buf []byte) (int64, error) {
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return 0, err
+	}
+	defer out.Body.Close()
+	return drain(ctx, out.Body, buf)
+}
+
+// drain reads r to EOF into buf, checking ctx between reads.
+func drain(ctx context.Context, r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
