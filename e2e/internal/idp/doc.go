@@ -19,5 +19,7 @@
 // id_token carries aud = client id, the Azure claims MSAL reads (oid, tid,
 // preferred_username) and "policy" for MinIO's claim-based policies.
 // Test hooks set token lifetime, approve device codes, revoke refresh tokens
-// and count what was issued.
+// (or, with Options.RotateRefreshTokens, make each good for one use), count
+// what was issued and list every token issued (IssuedSecrets, for checking
+// that none is ever logged).
 package idp

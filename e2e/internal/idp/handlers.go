@@ -209,6 +209,9 @@ func (s *Server) grantRefresh(w http.ResponseWriter, f url.Values, clientID stri
 		return
 	}
 	s.stats.RefreshGrants++
+	if s.rotate {
+		sess.revoked = true
+	}
 	scope := f.Get("scope")
 	if scope == "" {
 		scope = sess.scope
@@ -245,6 +248,9 @@ func (s *Server) grantClientCredentials(w http.ResponseWriter, r *http.Request, 
 		oauthError(w, http.StatusInternalServerError, "server_error", "signing failed")
 		return
 	}
+	s.mu.Lock()
+	s.issued = append(s.issued, at)
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type": "Bearer", "expires_in": int(lifetime.Seconds()), "ext_expires_in": int(lifetime.Seconds()),
 		"access_token": at,
@@ -300,10 +306,12 @@ func (s *Server) issueLocked(user User, clientID, scope string, refresh bool) ma
 		"access_token": accessToken, "id_token": idToken,
 		"client_info": clientInfo(user, s.Tenant),
 	}
+	s.issued = append(s.issued, idToken, accessToken)
 	if refresh {
 		rt := randHex(32)
 		s.refresh[rt] = &session{user: user, clientID: clientID, scope: scope}
 		resp["refresh_token"] = rt
+		s.issued = append(s.issued, rt)
 	}
 	return resp
 }

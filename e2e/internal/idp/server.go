@@ -52,6 +52,11 @@ type Options struct {
 	Policy string
 	// AutoApprove approves every device code as soon as it is issued.
 	AutoApprove bool
+	// RotateRefreshTokens makes every refresh token good for one
+	// redemption, as with OAuth 2.1 rotation (Entra ID does not rotate):
+	// a client that loses the new refresh token, e.g. because another
+	// process overwrote its cache with an older one, is logged out.
+	RotateRefreshTokens bool
 	// Logf, when set, receives one line per request (never a token).
 	Logf func(format string, args ...any)
 }
@@ -88,6 +93,7 @@ type Server struct {
 	tempDir bool
 	policy  string
 	logf    func(string, ...any)
+	rotate  bool
 
 	mu          sync.Mutex
 	lifetime    time.Duration          // guarded by mu
@@ -99,6 +105,7 @@ type Server struct {
 	secrets     map[string]string      // guarded by mu; client id → secret
 	stats       Stats                  // guarded by mu
 	pendingCh   chan struct{}          // guarded by mu; closed and replaced when a device code is issued
+	issued      []string               // guarded by mu; every token and refresh token handed out
 }
 
 type deviceCode struct {
@@ -144,7 +151,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		Tenant: opts.Tenant, ClientID: opts.ClientID,
-		kid: "test-" + randHex(4), policy: opts.Policy, logf: opts.Logf,
+		kid: "test-" + randHex(4), policy: opts.Policy, logf: opts.Logf, rotate: opts.RotateRefreshTokens,
 		lifetime: opts.TokenLifetime, user: opts.User, autoApprove: opts.AutoApprove,
 		devices: map[string]*deviceCode{}, refresh: map[string]*session{},
 		codes: map[string]*authCode{}, secrets: map[string]string{},
@@ -314,6 +321,14 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
+}
+
+// IssuedSecrets returns every id_token, access token and refresh token
+// issued so far (for tests that check no secret is ever logged).
+func (s *Server) IssuedSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
 }
 
 // PendingDeviceCodes returns the user codes waiting for approval.
