@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,9 @@ type assetFile struct {
 	fs       *fsys
 	asset    stacindex.AssetEntry
 	itemTime time.Time
+
+	mu   sync.Mutex
+	etag string // guarded by mu; the version the kernel's page cache holds
 }
 
 var (
@@ -76,7 +80,21 @@ func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 		return nil, 0, a.fs.fail("open", a.Path(nil), err)
 	}
 	obj := objread.Object{Loc: a.asset.Loc, Size: info.Size, ETag: info.ETag}
-	return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, fuse.FOPEN_KEEP_CACHE, 0
+	return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.cacheFlags(info.ETag), 0
+}
+
+// cacheFlags keeps the kernel's page cache across opens of one version;
+// when the object changed since the last open (a new ETag, or none to
+// compare), the cache is dropped so the new open never sees old pages.
+func (a *assetFile) cacheFlags(etag string) uint32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	same := a.etag == "" || (etag != "" && etag == a.etag)
+	a.etag = etag
+	if same && etag != "" {
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	return 0
 }
 
 // assetHandle is one open of an asset.

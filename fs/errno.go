@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"syscall"
 
@@ -12,9 +11,18 @@ import (
 	"github.com/prescient/prescientfs/stacindex"
 )
 
-// toErrno is the one mapping from typed errors to errno values.
+// toErrno is the one mapping from typed errors to errno values, by
+// errors.Is, never by error text:
+//
+//	not found (object, collection, item)            ENOENT
+//	denied, or credentials that cannot be renewed   EACCES
+//	object changed under an open handle (ETag)      ESTALE
+//	cancelled (FUSE INTERRUPT, e.g. Ctrl-C on cat)  EINTR
+//	everything else, after retries (timeouts too)   EIO
+//
+// Errnos inside the chain (ECONNRESET from a socket, say) are not passed
+// through: to a program reading the mount they are an I/O error.
 func toErrno(err error) syscall.Errno {
-	var errno syscall.Errno
 	switch {
 	case err == nil:
 		return 0
@@ -26,23 +34,44 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EACCES
 	case errors.Is(err, objread.ErrChanged):
 		return syscall.ESTALE
-	case errors.As(err, &errno):
-		return errno
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
-		return syscall.EIO
 	}
 	return syscall.EIO
 }
 
 // fail maps err to an errno and logs the original error once, with the
-// path it happened on. Not-found and interruptions are normal and logged
-// at debug level only.
+// operation and the path it happened on, and without secrets (URLs lose
+// their query strings and user info: signed URLs carry credentials there).
+// Not-found and interruptions are normal and logged at debug level only.
 func (f *fsys) fail(op, path string, err error) syscall.Errno {
 	e := toErrno(err)
 	lvl := slog.LevelWarn
 	if e == syscall.ENOENT || e == syscall.EINTR {
 		lvl = slog.LevelDebug
 	}
-	f.Log.Log(context.Background(), lvl, op+" failed", "path", path, "errno", e.Error(), "err", err)
+	f.Log.Log(context.Background(), lvl, op+" failed", "path", "/"+trimSlash(path), "errno", errnoName(e), "err", objread.Redact(err))
 	return e
+}
+
+func trimSlash(p string) string {
+	for len(p) > 0 && p[0] == '/' {
+		p = p[1:]
+	}
+	return p
+}
+
+// errnoName is the symbolic name, for logs people grep.
+func errnoName(e syscall.Errno) string {
+	switch e {
+	case syscall.ENOENT:
+		return "ENOENT"
+	case syscall.EACCES:
+		return "EACCES"
+	case syscall.ESTALE:
+		return "ESTALE"
+	case syscall.EINTR:
+		return "EINTR"
+	case syscall.EIO:
+		return "EIO"
+	}
+	return e.Error()
 }

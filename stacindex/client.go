@@ -44,7 +44,10 @@ type Options struct {
 	PageSize int
 	// MaxAttempts per request, including the first (default 5).
 	MaxAttempts int
-	// RequestTimeout bounds each attempt (default 30s).
+	// RequestTimeout bounds each attempt, and the retries of one request:
+	// no attempt starts after it has passed since the first, so a request
+	// ends within twice RequestTimeout, and within one when the server
+	// does not answer at all (default 30s; the mount's --io-timeout).
 	RequestTimeout time.Duration
 	// MaxPages bounds one listing (default 10000): paging always ends.
 	MaxPages int
@@ -156,6 +159,7 @@ func (r request) key() string { return r.method + " " + r.url + " " + string(r.b
 // (without its query) and what to do.
 func (c *Client) get(ctx context.Context, r request) ([]byte, error) {
 	renewed := false
+	start := time.Now()
 	var lastErr error
 	for attempt := 0; attempt < c.opt.MaxAttempts; attempt++ {
 		body, status, wait, err := c.once(ctx, r)
@@ -185,9 +189,12 @@ func (c *Client) get(ctx context.Context, r request) ([]byte, error) {
 		if attempt+1 == c.opt.MaxAttempts {
 			break
 		}
-		d := backoff(attempt)
-		if wait > d {
-			d = min(wait, 60*time.Second)
+		d := max(backoff(attempt), wait)
+		if elapsed := time.Since(start); elapsed+d >= c.opt.RequestTimeout {
+			if wait > 0 {
+				return nil, fmt.Errorf("%w (after %d attempts in %v; the server asks to retry after %v)", lastErr, attempt+1, elapsed.Round(time.Millisecond), wait)
+			}
+			return nil, fmt.Errorf("%w (after %d attempts in %v)", lastErr, attempt+1, elapsed.Round(time.Millisecond))
 		}
 		c.log.Debug("stac request failed, retrying", "url", redact(r.url), "err", lastErr, "in", d)
 		t := time.NewTimer(d)

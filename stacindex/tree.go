@@ -60,6 +60,22 @@ type cached[T any] struct {
 	val     T
 	byName  map[string]int // index into val
 	fetched time.Time
+	st      staleState
+}
+
+// staleState is what a cached listing knows of its refreshes. Guarded by
+// the Tree's mu.
+type staleState struct {
+	fetched    time.Time // as cached.fetched; set once
+	refreshing time.Time // when the current refresh started; zero if none
+	failed     time.Time // when the last refresh failed; zero if it did not
+}
+
+func (c *cached[T]) stale() *staleState {
+	if c == nil {
+		return nil
+	}
+	return &c.st
 }
 
 // NewTree returns a tree over client's catalog.
@@ -123,8 +139,9 @@ const loadTimeout = 5 * time.Minute
 func (t *Tree) collections(ctx context.Context) (*cached[[]CollectionEntry], error) {
 	t.mu.Lock()
 	c := t.colls
+	serve, grace := t.checkLocked(c.stale())
 	t.mu.Unlock()
-	if c != nil && t.now().Sub(c.fetched) < t.ttl {
+	if serve {
 		return c, nil
 	}
 	ch := t.group.DoChan("\x00collections", func() (any, error) {
@@ -132,6 +149,7 @@ func (t *Tree) collections(ctx context.Context) (*cached[[]CollectionEntry], err
 		defer cancel()
 		cs, err := t.client.Collections(ctx)
 		if err != nil {
+			t.refreshFailed(c.stale(), "collections", err)
 			return nil, err
 		}
 		named := make([]Named, len(cs))
@@ -148,19 +166,21 @@ func (t *Tree) collections(ctx context.Context) (*cached[[]CollectionEntry], err
 			byName[e.Name] = i
 		}
 		t.mu.Lock()
-		nc := &cached[[]CollectionEntry]{val: out, byName: byName, fetched: t.now()}
+		now := t.now()
+		nc := &cached[[]CollectionEntry]{val: out, byName: byName, fetched: now, st: staleState{fetched: now}}
 		t.colls = nc
 		t.mu.Unlock()
 		return nc, nil
 	})
-	return await(ctx, t, c, ch, "collections")
+	return await(ctx, t, c, ch, "collections", grace)
 }
 
 func (t *Tree) itemList(ctx context.Context, collectionID string) (*cached[[]ItemEntry], error) {
 	t.mu.Lock()
 	c := t.items[collectionID]
+	serve, grace := t.checkLocked(c.stale())
 	t.mu.Unlock()
-	if c != nil && t.now().Sub(c.fetched) < t.ttl {
+	if serve {
 		return c, nil
 	}
 	ch := t.group.DoChan(collectionID, func() (any, error) {
@@ -172,6 +192,7 @@ func (t *Tree) itemList(ctx context.Context, collectionID string) (*cached[[]Ite
 			return nil
 		})
 		if err != nil {
+			t.refreshFailed(c.stale(), "items of "+collectionID, err)
 			return nil, err
 		}
 		named := make([]Named, len(out))
@@ -185,20 +206,58 @@ func (t *Tree) itemList(ctx context.Context, collectionID string) (*cached[[]Ite
 			byName[out[i].Name] = i
 		}
 		t.mu.Lock()
-		nc := &cached[[]ItemEntry]{val: out, byName: byName, fetched: t.now()}
+		now := t.now()
+		nc := &cached[[]ItemEntry]{val: out, byName: byName, fetched: now, st: staleState{fetched: now}}
 		t.items[collectionID] = nc
 		t.mu.Unlock()
 		return nc, nil
 	})
-	return await(ctx, t, c, ch, "items of "+collectionID)
+	return await(ctx, t, c, ch, "items of "+collectionID, grace)
 }
 
-// await waits for a load; when it fails and an older listing exists, the
-// older listing is served (stale while erroring).
-func await[T any](ctx context.Context, t *Tree, old *cached[T], ch <-chan singleflight.Result, what string) (*cached[T], error) {
+// staleGrace is how long a reader waits for the refresh of an expired
+// listing before it is served the expired one; the refresh goes on in the
+// background and the next reader gets its result. After a failed refresh
+// the expired listing is served without a new attempt for failBackoff
+// (at most the TTL).
+const (
+	staleGrace  = time.Second
+	failBackoff = 30 * time.Second
+)
+
+// checkLocked decides, for a listing (nil: none yet), whether to serve it
+// as is, or else how long to wait for a refresh before serving it stale.
+func (t *Tree) checkLocked(st *staleState) (serve bool, grace time.Duration) {
+	if st == nil {
+		return false, 0
+	}
+	now := t.now()
+	if now.Sub(st.fetched) < t.ttl || (!st.failed.IsZero() && now.Sub(st.failed) < min(failBackoff, t.ttl)) {
+		return true, 0
+	}
+	if st.refreshing.IsZero() {
+		st.refreshing = now
+	}
+	return false, max(staleGrace-now.Sub(st.refreshing), 0)
+}
+
+// await waits for a load. When an older listing exists it is served if the
+// load fails (stale while erroring) or takes longer than grace (stale
+// while slow: a failing catalog retrying for --io-timeout does not make
+// every `ls` wait that long).
+func await[T any](ctx context.Context, t *Tree, old *cached[T], ch <-chan singleflight.Result, what string, grace time.Duration) (*cached[T], error) {
+	var graceC <-chan time.Time
+	if old != nil {
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		graceC = timer.C
+	}
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-graceC:
+		t.log.Debug("catalog slow; serving the cached listing while it refreshes", "listing", what)
+		return old, nil
 	case r := <-ch:
 		if r.Err == nil {
 			return r.Val.(*cached[T]), nil
@@ -206,9 +265,22 @@ func await[T any](ctx context.Context, t *Tree, old *cached[T], ch <-chan single
 		if old == nil {
 			return nil, r.Err
 		}
-		t.log.Warn("catalog refresh failed; serving the cached listing", "listing", what, "err", r.Err, "age", t.now().Sub(old.fetched).Round(time.Second))
-		return old, nil
+		return old, nil // the load logged the failure
 	}
+}
+
+// refreshFailed records a failed refresh of a cached listing (nil: there
+// is none) and logs, once per failed load, that it is served instead.
+func (t *Tree) refreshFailed(st *staleState, what string, err error) {
+	if st == nil {
+		return
+	}
+	t.mu.Lock()
+	now := t.now()
+	st.refreshing, st.failed = time.Time{}, now
+	age := now.Sub(st.fetched)
+	t.mu.Unlock()
+	t.log.Warn("catalog refresh failed; serving the cached listing", "listing", what, "err", err, "age", age.Round(time.Second))
 }
 
 func (t *Tree) itemEntry(it Item) ItemEntry {

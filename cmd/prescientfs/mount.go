@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/prescient/prescientfs/creds"
 	"github.com/prescient/prescientfs/fs"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -28,6 +30,8 @@ func mountFlags() []cli.Flag {
 			Usage: "S3 region (default: PRESCIENT_AWS_REGION, the AWS config's region, else us-east-1)"},
 		&cli.DurationFlag{Name: "metadata-ttl", Value: 5 * time.Minute, EnvVars: []string{"PRESCIENT_METADATA_TTL"},
 			Usage: "how long listings, sizes and the kernel's entry/attribute caches are kept"},
+		&cli.DurationFlag{Name: "io-timeout", Value: 30 * time.Second, EnvVars: []string{"PRESCIENT_IO_TIMEOUT"},
+			Usage: "how long a read or listing waits for the object store or catalog, retries included, before failing with EIO (a read fails after this long without data)"},
 		&cli.IntFlag{Name: "page-size", Value: 250, EnvVars: []string{"PRESCIENT_PAGE_SIZE"},
 			Usage: "items asked per STAC page (limit), at most 1000"},
 		&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, EnvVars: []string{"PRESCIENT_FOREGROUND"},
@@ -68,6 +72,12 @@ func runMount(c *cli.Context) error {
 	}
 	if err := checkMountpoint(dir); err != nil {
 		return cli.Exit("prescientfs: "+err.Error(), 1)
+	}
+	if err := checkNotNested(dir, c.String("log-file")); err != nil {
+		return cli.Exit("prescientfs: "+err.Error(), 1)
+	}
+	if c.Duration("io-timeout") <= 0 {
+		return cli.Exit("prescientfs: --io-timeout must be positive", 2)
 	}
 	if !c.Bool("foreground") && os.Getenv(readyFDEnv) == "" {
 		return daemonize(c, dir)
@@ -113,6 +123,59 @@ func checkMountpoint(dir string) error {
 	return nil
 }
 
+// checkNotNested refuses a mountpoint inside the directories the mount
+// process itself uses (its cache and default log directory, the session
+// store it re-reads) or containing them, and a log file inside the
+// mountpoint: a process that reads or writes its own mount deadlocks.
+func checkNotNested(dir, logFile string) error {
+	var own []struct{ what, path string }
+	add := func(what, path string) {
+		if path != "" {
+			own = append(own, struct{ what, path string }{what, realPath(path)})
+		}
+	}
+	if base, err := os.UserCacheDir(); err == nil {
+		add("the cache directory", filepath.Join(base, "prescientfs"))
+	}
+	if home, err := os.UserHomeDir(); err == nil || os.Getenv(creds.VarConfigDir) != "" {
+		add("the session store", creds.NewStore(os.Getenv(creds.VarConfigDir), home).Dir)
+	}
+	dir = realPath(dir)
+	for _, d := range own {
+		switch {
+		case within(dir, d.path):
+			return fmt.Errorf("mountpoint %s is inside %s (%s): choose a mountpoint elsewhere", dir, d.what, d.path)
+		case within(d.path, dir):
+			return fmt.Errorf("mountpoint %s contains %s (%s): choose a mountpoint elsewhere", dir, d.what, d.path)
+		}
+	}
+	if logFile != "" {
+		if abs, err := filepath.Abs(logFile); err == nil && within(realPath(abs), dir) {
+			return fmt.Errorf("log file %s is inside the mountpoint %s: put it elsewhere", abs, dir)
+		}
+	}
+	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// realPath resolves symlinks in the longest existing prefix of p.
+func realPath(p string) string {
+	p = filepath.Clean(p)
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p
+	}
+	return filepath.Join(realPath(parent), filepath.Base(p))
+}
+
 // serve mounts and blocks until the file system is unmounted (by
 // `prescientfs unmount`, umount, or SIGINT/SIGTERM).
 func serve(c *cli.Context, dir string, log *slog.Logger) error {
@@ -124,7 +187,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	}
 	defer w.close()
 	// Validate the catalog before mounting: nothing is mounted on failure.
-	vctx, vcancel := context.WithTimeout(ctx, 30*time.Second)
+	vctx, vcancel := context.WithTimeout(ctx, max(30*time.Second, 2*c.Duration("io-timeout")))
 	_, err = w.client.Landing(vctx)
 	vcancel()
 	if err != nil {
@@ -144,6 +207,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
+	startPprof()
 	log.Info("mounted", "mountpoint", dir, "catalog", w.client.URL(), "version", version)
 	signalReady(nil)
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -50,9 +53,11 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	if err != nil {
 		return nil, err
 	}
-	httpClient := &http.Client{Transport: newTransport()}
+	ioTimeout := c.Duration("io-timeout")
+	httpClient := &http.Client{Transport: newTransport(ioTimeout)}
 	client, err := stacindex.NewClient(auth.stacURL, stacindex.Options{
 		HTTPClient:     httpClient,
+		RequestTimeout: ioTimeout,
 		Header:         auth.header,
 		OnUnauthorized: auth.onUnauthorized,
 		PageSize:       c.Int("page-size"),
@@ -61,11 +66,14 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	if err != nil {
 		return nil, err
 	}
-	s3Store, s3Endpoint, err := newS3Store(ctx, c, auth)
+	s3Store, s3Endpoint, err := newS3Store(ctx, c, auth, ioTimeout)
 	if err != nil {
 		return nil, err
 	}
-	store := objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}
+	// Every read is bounded by --io-timeout without progress, retried with
+	// backoff inside it (objread.Retry); HEADs likewise (objread.Retrying).
+	retry := objread.Retry{Timeout: ioTimeout}
+	store := objread.Retrying{Store: objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}, Retry: retry}
 	memLimit, err := parseSize(c.String("memory-limit"))
 	if err != nil {
 		return nil, fmt.Errorf("--memory-limit: %w", err)
@@ -74,7 +82,9 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	if err != nil {
 		return nil, fmt.Errorf("--cache-size: %w", err)
 	}
-	pf := objread.NewPrefetcher(store, objread.DefaultConfig(), objread.NewBudget(memLimit), objread.NewBlockCache(cacheSize, 0))
+	pcfg := objread.DefaultConfig()
+	pcfg.Retry = retry
+	pf := objread.NewPrefetcher(store, pcfg, objread.NewBudget(memLimit), objread.NewBlockCache(cacheSize, 0))
 	w := &wiring{
 		client:   client,
 		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
@@ -133,9 +143,24 @@ func resolveAuth(ctx context.Context, c *cli.Context, log *slog.Logger) (*catalo
 // newS3Store builds the S3 client: AWS's own configuration chain
 // (AWS_ENDPOINT_URL_S3, profiles, env credentials), path-style addressing
 // on custom endpoints, and a connection pool sized for parallel ranged GETs.
-func newS3Store(ctx context.Context, c *cli.Context, auth *catalogAuth) (*objread.S3Store, *url.URL, error) {
+//
+// The SDK's own retries are kept short (3 attempts, backoff up to 1 s, no
+// client-side retry quota, which a long outage would drain for the rest of
+// the mount's life): the read path retries within --io-timeout itself,
+// resuming ranged GETs where they broke.
+func newS3Store(ctx context.Context, c *cli.Context, auth *catalogAuth, ioTimeout time.Duration) (*objread.S3Store, *url.URL, error) {
+	hc := awshttp.NewBuildableClient().
+		WithTransportOptions(func(t *http.Transport) { tuneTransport(t, ioTimeout) }).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = min(ioTimeout, 30*time.Second) })
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(tuneTransport)),
+		config.WithHTTPClient(hc),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = time.Second
+				o.RateLimiter = ratelimit.None
+			})
+		}),
 	}
 	region := firstNonEmpty(c.String("region"), auth.region)
 	if region != "" {
@@ -167,16 +192,21 @@ func newS3Store(ctx context.Context, c *cli.Context, auth *catalogAuth) (*objrea
 	return &objread.S3Store{Client: client, Creds: cfg.Credentials}, endpoint, nil
 }
 
-func tuneTransport(t *http.Transport) {
+// tuneTransport sizes the pool for parallel ranged GETs and bounds the
+// wait for response headers by the I/O timeout.
+func tuneTransport(t *http.Transport, ioTimeout time.Duration) {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	t.IdleConnTimeout = 90 * time.Second
-	t.ResponseHeaderTimeout = 60 * time.Second
+	t.ResponseHeaderTimeout = ioTimeout
+	t.TLSHandshakeTimeout = min(ioTimeout, 10*time.Second)
 }
 
-func newTransport() *http.Transport {
+func newTransport(ioTimeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	tuneTransport(t)
+	d := &net.Dialer{Timeout: min(ioTimeout, 30*time.Second), KeepAlive: 30 * time.Second}
+	t.DialContext = d.DialContext
+	tuneTransport(t, ioTimeout)
 	return t
 }
 

@@ -74,8 +74,8 @@ func (c *BlockCache) Len() (blocks int, bytes int64) {
 // read, extends the load with the missing blocks that follow it (the first
 // read of a handle uses it to absorb kernel readahead). Loads run detached
 // from ctx: a reader that gives up does not fail the others waiting for
-// the same blocks.
-func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []byte, off, loadEnd int64, stats *Stats) (int, error) {
+// the same blocks; they are bounded by rp (see fetchRange).
+func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []byte, off, loadEnd int64, stats *Stats, rp Retry) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -122,7 +122,7 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 		for n < len(mine) && mine[n] == mine[n-1]+1 {
 			n++
 		}
-		go c.load(context.WithoutCancel(ctx), store, obj, mine[0], mine[0]+int64(n), stats)
+		go c.load(context.WithoutCancel(ctx), store, obj, mine[0], mine[0]+int64(n), stats, rp)
 		mine = mine[n:]
 	}
 
@@ -155,13 +155,13 @@ func (c *BlockCache) key(obj Object, i int64) blockKey {
 
 // load fetches blocks [from, to) of obj with one GET, caches them and wakes
 // their waiters.
-func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats) {
+func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry) {
 	bufs := make([][]byte, 0, to-from)
 	for i := from; i < to; i++ {
 		n := min(c.blockSize, obj.Size-i*c.blockSize)
 		bufs = append(bufs, make([]byte, n))
 	}
-	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, nil, stats)
+	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, nil, stats, rp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := from; i < to; i++ {

@@ -54,6 +54,9 @@ type Config struct {
 	// RandomAfter is the number of consecutive reads outside a stream
 	// after which the stream is dropped and its buffers released.
 	RandomAfter int
+	// Retry bounds every request: how long without progress before a
+	// read fails (the mount's --io-timeout), attempts and backoff.
+	Retry Retry
 }
 
 // DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, windows
@@ -93,6 +96,7 @@ func (c Config) withDefaults() Config {
 	if c.RandomAfter <= 0 {
 		c.RandomAfter = d.RandomAfter
 	}
+	c.Retry = c.Retry.withDefaults()
 	if c.MaxWindow < c.InitialWindow {
 		c.MaxWindow = c.InitialWindow
 	}

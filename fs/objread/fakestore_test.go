@@ -58,6 +58,12 @@ type fakeStore struct {
 	short func(off, n int64) int64
 	// fail, if set, can fail a request.
 	fail func(off, n int64) error
+	// gate, if set, runs first in every GetRange and may block (a hung
+	// server) or fail it.
+	gate func(ctx context.Context, off, n int64) error
+	// bodyErr, if set, ends a short body (see short) with this error
+	// instead of io.EOF: a connection reset mid-body.
+	bodyErr error
 }
 
 type fakeObj struct {
@@ -108,6 +114,11 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 	o, ok := f.objs[loc.ID()]
 	f.reqs = append(f.reqs, request{key: loc.Key, off: off, n: n, etag: etag})
 	f.mu.Unlock()
+	if f.gate != nil {
+		if err := f.gate(ctx, off, n); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("read %s: %w", loc, ErrNotFound)
@@ -142,7 +153,11 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 	if chunk <= 0 {
 		chunk = 32 << 10
 	}
-	return &fakeBody{f: f, ctx: ctx, seed: o.seed, off: off, left: send, chunk: chunk}, nil
+	body := &fakeBody{f: f, ctx: ctx, seed: o.seed, off: off, left: send, chunk: chunk}
+	if send < n {
+		body.endErr = f.bodyErr
+	}
+	return body, nil
 }
 
 type fakeBody struct {
@@ -153,6 +168,7 @@ type fakeBody struct {
 	left   int64
 	chunk  int
 	closed bool
+	endErr error // instead of io.EOF
 }
 
 func (b *fakeBody) Read(p []byte) (int, error) {
@@ -160,6 +176,9 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if b.left == 0 {
+		if b.endErr != nil {
+			return 0, b.endErr
+		}
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), b.left, int64(b.chunk))

@@ -5,31 +5,65 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // fetchRange fills bufs, laid end to end, with the object's bytes from
-// off, in one ranged GET. Bytes are written as they arrive and progress is
-// called with each count, so readers can use a part before it is complete.
-// A body that ends early or breaks is resumed once from the offset
-// reached; a second failure is an error wrapping io.ErrUnexpectedEOF (or
-// the read error), never a silent EOF. Context errors are returned as is.
-func fetchRange(ctx context.Context, store Store, obj Object, off int64, bufs [][]byte, progress func(int), stats *Stats) error {
+// off. Bytes are written as they arrive and progress is called with each
+// count, so readers can use a part before it is complete.
+//
+// A GET that fails, breaks or ends early is retried, resuming at the
+// offset reached: at once after an attempt that brought bytes, else after
+// an exponential backoff with jitter (or the server's Retry-After). The
+// request fails once nothing has arrived for rp.Timeout, or after
+// rp.MaxAttempts attempts; the error then wraps ErrTimeout,
+// io.ErrUnexpectedEOF or the last store error, never a silent EOF.
+// Final store errors (not found, denied, changed) are returned at once,
+// and context errors as is.
+func fetchRange(ctx context.Context, store Store, obj Object, off int64, bufs [][]byte, progress func(int), stats *Stats, rp Retry) error {
+	rp = rp.withDefaults()
 	var total int64
 	for _, b := range bufs {
 		total += int64(len(b))
 	}
-	var got int64 // bytes written so far
-	for attempt := 0; ; attempt++ {
-		stats.Requests.Add(1)
-		body, err := store.GetRange(ctx, obj.Loc, off+got, total-got, obj.ETag)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	var (
+		got      int64        // bytes written so far
+		last     = time.Now() // of the last progress
+		fails    int          // consecutive attempts without progress
+		lastErr  error
+		attempts int
+	)
+	for {
+		if attempts > 0 {
+			var d time.Duration
+			if fails > 0 {
+				d = max(rp.backoff(fails-1), retryAfterOf(lastErr))
 			}
-			return err
+			if attempts >= rp.MaxAttempts || time.Since(last)+d >= rp.Timeout {
+				return fmt.Errorf("read %s bytes %d-%d: got %d bytes: %w", obj.Loc, off, off+total-1, got,
+					giveUp(lastErr, attempts, time.Since(last)))
+			}
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+			stats.Retries.Add(1)
 		}
-		n, rerr := readBody(body, bufs, got, progress)
-		body.Close()
+		attempts++
+		stats.Requests.Add(1)
+		w := newWatchdog(ctx, rp.Timeout-time.Since(last))
+		var n int64
+		body, err := store.GetRange(w.ctx, obj.Loc, off+got, total-got, obj.ETag)
+		if err == nil {
+			n, err = readBody(body, bufs, got, func(m int) {
+				last = time.Now()
+				w.kick(rp.Timeout)
+				if progress != nil {
+					progress(m)
+				}
+			})
+			body.Close()
+		}
+		stalled := w.stop()
 		got += n
 		stats.BytesFetched.Add(n)
 		if got == total {
@@ -38,13 +72,20 @@ func fetchRange(ctx context.Context, store Store, obj Object, off int64, bufs []
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if rerr == nil || rerr == io.EOF {
-			rerr = io.ErrUnexpectedEOF
+		switch {
+		case stalled:
+			err = fmt.Errorf("%w (nothing for %v)", ErrTimeout, rp.Timeout)
+		case err == nil || errors.Is(err, io.EOF):
+			err = fmt.Errorf("body ended early: %w", io.ErrUnexpectedEOF)
+		case !Retryable(err):
+			return err
 		}
-		if attempt >= 1 {
-			return fmt.Errorf("read %s bytes %d-%d: got %d bytes: %w", obj.Loc, off, off+total-1, got, rerr)
+		lastErr = err
+		if n > 0 {
+			fails = 0
+		} else {
+			fails++
 		}
-		stats.Retries.Add(1)
 	}
 }
 

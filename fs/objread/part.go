@@ -3,7 +3,9 @@ package objread
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // errDropped ends a part the handle cancelled (evicted, or the handle
@@ -35,6 +37,13 @@ type part struct {
 
 func (pt *part) end() int64 { return pt.off + pt.n }
 
+// failed reports whether the fetch ended without filling the part.
+func (pt *part) failed() bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.done && pt.err != nil
+}
+
 // progress records n more bytes written to buf.
 func (pt *part) progress(n int) {
 	pt.mu.Lock()
@@ -64,9 +73,13 @@ func (pt *part) wakeLocked() {
 	}
 }
 
-// wait blocks until buf[:need] is filled, the fetch failed, or ctx ends.
+// wait blocks until buf[:need] is filled, the fetch failed, ctx ends, or
+// the part made no progress for stall (then the error wraps ErrTimeout: a
+// part queued behind stalled ones does not make its reader wait twice).
 // A reader only waits for the bytes it needs, not for the whole part.
-func (pt *part) wait(ctx context.Context, need int) error {
+func (pt *part) wait(ctx context.Context, need int, stall time.Duration) error {
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
 	for {
 		pt.mu.Lock()
 		if pt.filled >= need {
@@ -85,8 +98,11 @@ func (pt *part) wait(ctx context.Context, need int) error {
 		pt.mu.Unlock()
 		select {
 		case <-w:
+			timer.Reset(stall)
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("prefetch of bytes %d-%d: %w (nothing for %v)", pt.off, pt.end()-1, ErrTimeout, stall)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // Prefetcher is the fast Opener. Each handle it opens watches its own
@@ -69,7 +70,32 @@ type handle struct {
 	closed bool // guarded by mu
 	pat    pattern
 	st     stream
+	failed failure // guarded by mu
 }
+
+// failure is a handle's last failed read. The kernel retries a failed
+// readahead at once with a synchronous read of the same pages; failing
+// that one fast keeps a read against a dead store within one I/O timeout
+// instead of two.
+type failure struct {
+	off, end int64
+	at       time.Time
+	err      error
+}
+
+// recentFailure returns the error of a failed read overlapping [off, end)
+// that ended less than failFast ago.
+func (h *handle) recentFailure(off, end int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.failed
+	if f.err != nil && off < f.end && f.off < end && time.Since(f.at) < h.failFast() {
+		return f.err
+	}
+	return nil
+}
+
+func (h *handle) failFast() time.Duration { return min(time.Second, h.pf.cfg.Retry.Timeout/4) }
 
 // segment is a piece of one read: from a part, from the block cache, or
 // straight from the store.
@@ -93,12 +119,34 @@ func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	buf := p[:end-off]
+	if err := h.recentFailure(off, end); err != nil {
+		return 0, err
+	}
+	started := time.Now()
+	readCtx := ctx
+	var partErr error // a failed part this read is fetching again itself
 	for first := true; ; first = false {
 		segs, err := h.plan(off, end, first)
 		if err != nil {
 			return 0, err
 		}
-		err = h.exec(ctx, segs, buf, off)
+		err = h.exec(readCtx, segs, buf, off)
+		var pf *partFailure
+		if errors.As(err, &pf) && partErr == nil && ctx.Err() == nil {
+			// The part was started before this read (perhaps during an
+			// outage that has ended): fetch the range again, within what
+			// is left of this read's own timeout.
+			partErr = pf.err
+			var cancel context.CancelFunc
+			readCtx, cancel = context.WithDeadline(ctx, started.Add(h.pf.cfg.Retry.Timeout))
+			defer cancel()
+			continue
+		}
+		if err != nil && partErr != nil && readCtx.Err() != nil && ctx.Err() == nil {
+			err = partErr
+		} else if pf != nil {
+			err = pf.err
+		}
 		if errors.Is(err, errDropped) && ctx.Err() == nil {
 			continue // a part went away under us: plan again
 		}
@@ -106,7 +154,11 @@ func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
-			return 0, fmt.Errorf("read %s at %d: %w", h.obj.Loc, off, err)
+			err = fmt.Errorf("read %s at %d: %w", h.obj.Loc, off, err)
+			h.mu.Lock()
+			h.failed = failure{off: off, end: end, at: time.Now(), err: err}
+			h.mu.Unlock()
+			return 0, err
 		}
 		break
 	}
@@ -119,23 +171,27 @@ func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 
 // exec fills buf (the object's bytes from off) from segs, then lets go of
 // the parts it used.
+// A part that failed is reported as a *partFailure.
 func (h *handle) exec(ctx context.Context, segs []segment, buf []byte, off int64) error {
 	defer h.unref(segs)
 	for _, s := range segs {
 		dst := buf[s.off-off : s.end-off]
 		switch {
 		case s.pt != nil:
-			if err := s.pt.wait(ctx, int(s.end-s.pt.off)); err != nil {
+			if err := s.pt.wait(ctx, int(s.end-s.pt.off), h.pf.cfg.Retry.Timeout); err != nil {
+				if s.pt.failed() && !errors.Is(err, errDropped) {
+					return &partFailure{err}
+				}
 				return err
 			}
 			copy(dst, s.pt.buf[s.off-s.pt.off:])
 		case s.direct:
 			h.pf.stats.DirectReads.Add(1)
-			if err := fetchRange(ctx, h.pf.store, h.obj, s.off, [][]byte{dst}, nil, h.pf.stats); err != nil {
+			if err := fetchRange(ctx, h.pf.store, h.obj, s.off, [][]byte{dst}, nil, h.pf.stats, h.pf.cfg.Retry); err != nil {
 				return err
 			}
 		default:
-			if _, err := h.pf.cache.ReadAt(ctx, h.pf.store, h.obj, dst, s.off, s.loadEnd, h.pf.stats); err != nil {
+			if _, err := h.pf.cache.ReadAt(ctx, h.pf.store, h.obj, dst, s.off, s.loadEnd, h.pf.stats, h.pf.cfg.Retry); err != nil {
 				return err
 			}
 		}
@@ -173,6 +229,11 @@ func (h *handle) Close() error {
 	h.cancel()
 	return nil
 }
+
+// partFailure is a read's segment whose part fetch failed.
+type partFailure struct{ err error }
+
+func (p *partFailure) Error() string { return p.err.Error() }
 
 // errClosed is returned by reads on a closed handle.
 var errClosed = fmt.Errorf("read on closed handle: %w", os.ErrClosed)

@@ -13,7 +13,7 @@ type Stats struct {
 	BytesServed   atomic.Int64 // bytes returned by ReadAt
 	CacheHits     atomic.Int64 // blocks found in the block cache
 	CacheMisses   atomic.Int64 // blocks loaded (or joined while loading)
-	Retries       atomic.Int64 // short or broken bodies resumed
+	Retries       atomic.Int64 // GETs retried (failed, broken or short), resuming where they broke
 	Parts         atomic.Int64 // prefetch parts started
 	DirectReads   atomic.Int64 // reads sent straight to the store (budget exhausted)
 	BudgetDenials atomic.Int64 // prefetch parts the memory budget refused

@@ -36,8 +36,8 @@ func (h *handle) plan(off, end int64, first bool) ([]segment, error) {
 	var segs []segment
 	cur := off
 	for _, pt := range h.st.parts {
-		if pt.end() <= cur {
-			continue
+		if pt.end() <= cur || pt.failed() {
+			continue // a failed part is a gap until its fetch removes it
 		}
 		if pt.off >= end {
 			break
@@ -251,7 +251,7 @@ func (h *handle) fetch(pt *part) {
 	err := errDropped
 	select {
 	case h.sem <- struct{}{}:
-		err = fetchRange(pt.ctx, h.pf.store, h.obj, pt.off, [][]byte{pt.buf}, pt.progress, h.pf.stats)
+		err = fetchRange(pt.ctx, h.pf.store, h.obj, pt.off, [][]byte{pt.buf}, pt.progress, h.pf.stats, h.pf.cfg.Retry)
 		<-h.sem
 	case <-pt.ctx.Done():
 	}
