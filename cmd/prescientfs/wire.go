@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	}
 	pcfg := objread.DefaultConfig()
 	pcfg.Retry = retry
+	setMemoryLimit(memLimit + cacheSize)
 	pf := objread.NewPrefetcher(store, pcfg, objread.NewBudget(memLimit), objread.NewBlockCache(cacheSize, 0))
 	w := &wiring{
 		client:   client,
@@ -237,4 +239,14 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB)", s)
 	}
 	return n * mult, nil
+}
+
+// setMemoryLimit gives the Go runtime a soft limit a little above the read
+// path's own (buffers + cache), so that freed prefetch buffers are
+// collected before the heap doubles. GOMEMLIMIT, when set, wins.
+func setMemoryLimit(readPath int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(readPath + 64<<20)
 }

@@ -13,7 +13,7 @@ import (
 // Prefetcher is the fast Opener. Each handle it opens watches its own
 // access pattern:
 //
-//   - The first read fetches FirstRead bytes through the shared block
+//   - A first read at the file's start fetches FirstRead bytes through the shared block
 //     cache, which absorbs the kernel's readahead and lets the many opens
 //     GDAL makes of one file share its header.
 //   - Random reads go through the block cache, rounded to its blocks.

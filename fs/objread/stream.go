@@ -89,7 +89,14 @@ func (h *handle) observeLocked(off, end int64) int64 {
 	}
 	bs := h.pf.cache.BlockSize()
 	if pat.reads == 1 {
-		loadEnd := min(off/bs*bs+cfg.FirstRead, h.obj.Size)
+		// A first read at the start of the file (a header, or the start of
+		// a stream) fetches FirstRead; a first read elsewhere is a random
+		// read (a tile) and fetches only its blocks.
+		loadEnd := alignUp(end, bs)
+		if off < bs {
+			loadEnd = off/bs*bs + cfg.FirstRead
+		}
+		loadEnd = min(loadEnd, h.obj.Size)
 		pat.cacheEnd = alignUp(loadEnd, bs)
 		return loadEnd
 	}
@@ -147,9 +154,14 @@ func (h *handle) advanceLocked(end int64) {
 
 // maxWindowLocked is the window cap: MaxWindow, or the stream's fair share
 // of the budget when several streams run, but at least InitialWindow.
+//
+// The share also pays for what a stream keeps behind its reader (up to
+// KeepBehind plus one skipped part), so the window leaves room for it:
+// a stream that outgrew its share would be refused parts and fall back to
+// slow direct reads.
 func (h *handle) maxWindowLocked() int64 {
 	cfg := &h.pf.cfg
-	return max(min(cfg.MaxWindow, h.pf.budget.share()), cfg.InitialWindow)
+	return max(min(cfg.MaxWindow, h.pf.budget.share()-cfg.KeepBehind-cfg.PartSize), cfg.InitialWindow)
 }
 
 // minPart is the smallest part a stream under memory pressure fetches
