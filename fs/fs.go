@@ -108,7 +108,14 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 	if opts.FsName == "" {
 		opts.FsName = "prescientfs"
 	}
-	return fusefs.Mount(dir, NewRoot(cfg), opts)
+	srv, err := fusefs.Mount(dir, NewRoot(cfg), opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := raiseReadahead(dir, int(opts.MaxReadAhead>>10)); err != nil && cfg.Log != nil {
+		cfg.Log.Debug("kernel readahead stays at 128 KiB", "err", err)
+	}
+	return srv, nil
 }
 
 // ino is a stable inode number from the raw IDs on a node's path, so that
