@@ -106,10 +106,3 @@ func (pt *part) wait(ctx context.Context, need int, stall time.Duration) error {
 		}
 	}
 }
-
-// isDone reports whether the fetch ended, and with what error.
-func (pt *part) isDone() (bool, error) {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.done, pt.err
-}

@@ -57,8 +57,9 @@ func newCountingProxy(upstream string) (*countingProxy, error) {
 	tr.DisableCompression = true
 	rp := &httputil.ReverseProxy{
 		// Only the URL changes: the inbound Host header is what the client signed.
-		Director: func(r *http.Request) {
-			r.URL.Scheme, r.URL.Host = u.Scheme, u.Host
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = u.Scheme, u.Host
+			pr.Out.Host = pr.In.Host
 		},
 		Transport: tr,
 		ModifyResponse: func(resp *http.Response) error {
