@@ -16,6 +16,10 @@ type jsonFile struct {
 	readOnly
 	fs   *fsys
 	load func(ctx context.Context) ([]byte, error)
+	// live: the content changes between reads (the stats file): reads
+	// bypass the page cache and the size the kernel cached, which would
+	// cut a document that grew.
+	live bool
 }
 
 var (
@@ -47,6 +51,9 @@ func (j *jsonFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		return nil, 0, j.fs.fail("open", j.Path(nil), err)
 	}
 	// The document can change when the listing refreshes: no KEEP_CACHE.
+	if j.live {
+		return &bytesHandle{data: data}, fuse.FOPEN_DIRECT_IO, 0
+	}
 	return &bytesHandle{data: data}, 0, 0
 }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/urfave/cli/v2"
 
 	"github.com/prescient/prescientfs/creds"
@@ -44,6 +45,10 @@ func mountFlags() []cli.Flag {
 			Usage: "memory for prefetch buffers, shared by all open files; under pressure windows shrink"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: []string{"PRESCIENT_CACHE_SIZE"},
 			Usage: "in-memory block cache shared by all opens (GDAL's headers and tiles)"},
+		&cli.StringFlag{Name: "cache-dir", EnvVars: []string{"PRESCIENT_CACHE_DIR"},
+			Usage: "keep blocks read (of objects with an ETag) in this directory too, for later mounts; safe to delete at any time (default: no disk cache)"},
+		&cli.StringFlag{Name: "cache-dir-size", Value: "10GiB", EnvVars: []string{"PRESCIENT_CACHE_DIR_SIZE"},
+			Usage: "bound of --cache-dir; the least recently used blocks go first"},
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
 			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
 	)
@@ -73,7 +78,7 @@ func runMount(c *cli.Context) error {
 	if err := checkMountpoint(dir); err != nil {
 		return cli.Exit("prescientfs: "+err.Error(), 1)
 	}
-	if err := checkNotNested(dir, c.String("log-file")); err != nil {
+	if err := checkNotNested(dir, c.String("log-file"), c.String("cache-dir")); err != nil {
 		return cli.Exit("prescientfs: "+err.Error(), 1)
 	}
 	if c.Duration("io-timeout") <= 0 {
@@ -125,9 +130,10 @@ func checkMountpoint(dir string) error {
 
 // checkNotNested refuses a mountpoint inside the directories the mount
 // process itself uses (its cache and default log directory, the session
-// store it re-reads) or containing them, and a log file inside the
-// mountpoint: a process that reads or writes its own mount deadlocks.
-func checkNotNested(dir, logFile string) error {
+// store it re-reads, the --cache-dir) or containing them, and a log file
+// inside the mountpoint: a process that reads or writes its own mount
+// deadlocks.
+func checkNotNested(dir, logFile, diskCache string) error {
 	var own []struct{ what, path string }
 	add := func(what, path string) {
 		if path != "" {
@@ -139,6 +145,11 @@ func checkNotNested(dir, logFile string) error {
 	}
 	if home, err := os.UserHomeDir(); err == nil || os.Getenv(creds.VarConfigDir) != "" {
 		add("the session store", creds.NewStore(os.Getenv(creds.VarConfigDir), home).Dir)
+	}
+	if diskCache != "" {
+		if abs, err := filepath.Abs(diskCache); err == nil {
+			add("the disk cache (--cache-dir)", abs)
+		}
 	}
 	dir = realPath(dir)
 	for _, d := range own {
@@ -181,6 +192,14 @@ func realPath(p string) string {
 func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	// Signals are caught from the start: one that arrives while we sign in
+	// or mount cancels the setup, and then unmounts as soon as there is a
+	// mount, instead of killing the process half-way.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	mounted := make(chan *fuse.Server, 1)
+	go handleSignals(sigs, mounted, cancel, dir, log)
 	w, err := wire(ctx, c, log)
 	if err != nil {
 		return err
@@ -211,22 +230,40 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	log.Info("mounted", "mountpoint", dir, "catalog", w.client.URL(), "version", version)
 	signalReady(nil)
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			log.Info("unmounting", "signal", s.String())
-			if err := srv.Unmount(); err != nil {
-				log.Warn("unmount failed; detaching lazily", "err", err)
-				syscall.Unmount(dir, syscall.MNT_DETACH)
-			}
-		}
-	}()
+	mounted <- srv
 	srv.Wait()
 	w.logStats(log)
 	log.Info("unmounted", "mountpoint", dir)
 	return nil
+}
+
+// handleSignals cancels the setup on SIGINT/SIGTERM, and unmounts once
+// (or as soon as) the file system is mounted.
+func handleSignals(sigs <-chan os.Signal, mounted <-chan *fuse.Server, cancel context.CancelFunc, dir string, log *slog.Logger) {
+	var srv *fuse.Server
+	pending := false
+	unmount := func() {
+		if err := srv.Unmount(); err != nil {
+			log.Warn("unmount failed; detaching lazily", "err", err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	}
+	for {
+		select {
+		case srv = <-mounted:
+			if pending {
+				unmount()
+			}
+		case s := <-sigs:
+			log.Info("unmounting", "signal", s.String())
+			cancel()
+			if srv == nil {
+				pending = true
+				continue
+			}
+			unmount()
+		}
+	}
 }
 
 func mountLogger(c *cli.Context, dir string) (*slog.Logger, func(), error) {

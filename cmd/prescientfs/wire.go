@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -86,13 +87,28 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	pcfg := objread.DefaultConfig()
 	pcfg.Retry = retry
 	setMemoryLimit(memLimit + cacheSize)
-	pf := objread.NewPrefetcher(store, pcfg, objread.NewBudget(memLimit), objread.NewBlockCache(cacheSize, 0))
+	blocks := objread.NewBlockCache(cacheSize, 0)
+	disk, err := openDiskCache(c, log)
+	if err != nil {
+		return nil, err
+	}
+	if disk != nil {
+		blocks.SetDisk(disk)
+	}
+	pf := objread.NewPrefetcher(store, pcfg, objread.NewBudget(memLimit), blocks)
 	w := &wiring{
 		client:   client,
 		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
 		store:    store,
 		opener:   pf,
-		close:    func() {},
+		close: func() {
+			if disk != nil {
+				disk.Close()
+			}
+			if auth.close != nil {
+				auth.close()
+			}
+		},
 		logStats: func(log *slog.Logger) {
 			log.Info("read statistics", "stats", pf.Stats().Snapshot())
 			if auth.logStats != nil {
@@ -104,10 +120,30 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 			return append(b, '\n')
 		},
 	}
-	if auth.close != nil {
-		w.close = auth.close
-	}
 	return w, nil
+}
+
+// openDiskCache opens --cache-dir, or returns nil without it.
+func openDiskCache(c *cli.Context, log *slog.Logger) (*objread.DiskCache, error) {
+	dir := c.String("cache-dir")
+	if dir == "" {
+		return nil, nil
+	}
+	size, err := parseSize(c.String("cache-dir-size"))
+	if err != nil {
+		return nil, fmt.Errorf("--cache-dir-size: %w", err)
+	}
+	if size == 0 {
+		return nil, fmt.Errorf("--cache-dir-size must be positive")
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("--cache-dir: %w", err)
+	}
+	d, err := objread.OpenDiskCache(dir, size, log)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-dir %s: %w", dir, err)
+	}
+	return d, nil
 }
 
 // resolveAuth picks the mode. With Prescient settings (environment,

@@ -21,6 +21,8 @@ type BlockCache struct {
 	items   map[blockKey]*list.Element // guarded by mu
 	loading map[blockKey]*blockLoad    // guarded by mu
 	size    int64                      // guarded by mu; bytes in lru
+
+	disk *DiskCache // nil: no second tier; set before use
 }
 
 type blockKey struct {
@@ -58,6 +60,12 @@ func NewBlockCache(capacity, blockSize int64) *BlockCache {
 		loading:   make(map[blockKey]*blockLoad),
 	}
 }
+
+// SetDisk adds an on-disk second tier: blocks of objects with an ETag
+// that miss in memory are looked up there before the store, and blocks
+// loaded from the store are written there in the background. Call it
+// before the cache is used.
+func (c *BlockCache) SetDisk(d *DiskCache) { c.disk = d }
 
 // BlockSize returns the cache's block size.
 func (c *BlockCache) BlockSize() int64 { return c.blockSize }
@@ -153,25 +161,69 @@ func (c *BlockCache) key(obj Object, i int64) blockKey {
 	return blockKey{id: obj.Loc.ID(), etag: obj.ETag, size: obj.Size, index: i}
 }
 
-// load fetches blocks [from, to) of obj with one GET, caches them and wakes
-// their waiters.
+// load loads blocks [from, to) of obj, caches them and wakes their
+// waiters: from the disk cache when it has them, else with one GET per
+// run of contiguous missing blocks.
 func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry) {
+	if !c.diskOn(obj) {
+		c.fetch(ctx, store, obj, from, to, stats, rp)
+		return
+	}
+	var runs [][2]int64 // of blocks missing on disk
+	for i := from; i < to; i++ {
+		if data := c.diskBlock(obj, i, stats); data != nil {
+			c.finish(obj, i, [][]byte{data}, nil)
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k][1] == i {
+			runs[k][1]++
+		} else {
+			runs = append(runs, [2]int64{i, i + 1})
+		}
+	}
+	for k, r := range runs {
+		if k < len(runs)-1 {
+			go c.fetch(ctx, store, obj, r[0], r[1], stats, rp)
+		} else {
+			c.fetch(ctx, store, obj, r[0], r[1], stats, rp)
+		}
+	}
+}
+
+// blockLen is the length of block i of obj (the last one may be short).
+func (c *BlockCache) blockLen(obj Object, i int64) int64 {
+	return min(c.blockSize, obj.Size-i*c.blockSize)
+}
+
+// fetch loads blocks [from, to) of obj from the store with one GET,
+// caches them (in memory now, on disk later) and wakes their waiters.
+func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry) {
 	bufs := make([][]byte, 0, to-from)
 	for i := from; i < to; i++ {
-		n := min(c.blockSize, obj.Size-i*c.blockSize)
-		bufs = append(bufs, make([]byte, n))
+		bufs = append(bufs, make([]byte, c.blockLen(obj, i)))
 	}
 	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, nil, stats, rp)
+	if err == nil && c.diskOn(obj) {
+		for i, b := range bufs { // queued, never waited for
+			c.disk.put(diskKey(obj, c.blockSize, from+int64(i)), b, stats, false)
+		}
+	}
+	c.finish(obj, from, bufs, err)
+}
+
+// finish ends the loads of the blocks from from on (one per buf, or as
+// many with err), caching them on success.
+func (c *BlockCache) finish(obj Object, from int64, bufs [][]byte, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := from; i < to; i++ {
-		k := c.key(obj, i)
+	for j := range bufs {
+		k := c.key(obj, from+int64(j))
 		l := c.loading[k]
 		delete(c.loading, k)
 		if err != nil {
 			l.err = err
 		} else {
-			l.data = bufs[i-from]
+			l.data = bufs[j]
 			c.addLocked(k, l.data)
 		}
 		close(l.done)
@@ -193,5 +245,94 @@ func (c *BlockCache) addLocked(k blockKey, data []byte) {
 		c.lru.Remove(e)
 		delete(c.items, ce.key)
 		c.size -= int64(len(ce.data))
+	}
+}
+
+// diskOn reports whether obj's blocks go through the disk cache (only
+// objects with an ETag: without one, staleness cannot be detected).
+func (c *BlockCache) diskOn(obj Object) bool { return c.disk != nil && obj.ETag != "" }
+
+// fetchThrough fills buf, obj's bytes from off, front to back, reporting
+// each copy to progress (may be nil): blocks the disk cache has come from
+// there, the others from the store, with one GET per run of missing
+// blocks. The whole blocks fetched are queued for the disk (copied: buf
+// is a stream's reused buffer), even when the fetch fails partway. Without
+// a disk cache it is fetchRange. Prefetch streams and direct reads use it:
+// they bypass the in-memory cache, not the disk.
+func (c *BlockCache) fetchThrough(ctx context.Context, store Store, obj Object, off int64, buf []byte, progress func(int), stats *Stats, rp Retry) error {
+	if !c.diskOn(obj) {
+		return fetchRange(ctx, store, obj, off, [][]byte{buf}, progress, stats, rp)
+	}
+	report := func(m int) {
+		if progress != nil {
+			progress(m)
+		}
+	}
+	end := off + int64(len(buf))
+	// fill copies block i's data (which starts at or before pos) from pos.
+	fill := func(pos, i int64, data []byte) int64 {
+		bstart := i * c.blockSize
+		m := copy(buf[pos-off:], data[pos-bstart:min(end, bstart+int64(len(data)))-bstart])
+		report(m)
+		return pos + int64(m)
+	}
+	for pos := off; pos < end; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		i := pos / c.blockSize
+		if data := c.diskBlock(obj, i, stats); data != nil {
+			pos = fill(pos, i, data)
+			continue
+		}
+		// Fetch up to the next block the disk has.
+		stop, j := end, i+1
+		var next []byte
+		for ; j*c.blockSize < end; j++ {
+			if next = c.diskBlock(obj, j, stats); next != nil {
+				stop = j * c.blockSize
+				break
+			}
+		}
+		var got int64
+		err := fetchRange(ctx, store, obj, pos, [][]byte{buf[pos-off : stop-off]}, func(m int) {
+			got += int64(m)
+			report(m)
+		}, stats, rp)
+		c.diskPut(obj, pos, buf[pos-off:pos-off+got], stats)
+		if err != nil {
+			return err
+		}
+		pos = stop
+		if next != nil {
+			pos = fill(pos, j, next)
+		}
+	}
+	return nil
+}
+
+// diskBlock returns block i of obj from the disk cache, or nil.
+func (c *BlockCache) diskBlock(obj Object, i int64, stats *Stats) []byte {
+	n := c.blockLen(obj, i)
+	data := c.disk.get(diskKey(obj, c.blockSize, i), n)
+	if data == nil {
+		stats.DiskMisses.Add(1)
+		return nil
+	}
+	stats.DiskHits.Add(1)
+	stats.DiskBytesRead.Add(n)
+	return data
+}
+
+// diskPut queues the whole blocks within buf, obj's bytes from off, for
+// the disk cache, copied.
+func (c *BlockCache) diskPut(obj Object, off int64, buf []byte, stats *Stats) {
+	end := off + int64(len(buf))
+	for i := alignUp(off, c.blockSize) / c.blockSize; ; i++ {
+		bstart, n := i*c.blockSize, c.blockLen(obj, i)
+		if n <= 0 || bstart+n > end {
+			return
+		}
+		c.disk.put(diskKey(obj, c.blockSize, i), buf[bstart-off:bstart-off+n], stats, true)
 	}
 }

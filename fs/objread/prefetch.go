@@ -20,18 +20,20 @@ import (
 //   - A run of contiguous reads longer than SeqConfirm starts a stream: a
 //     window of parallel ranged GETs (parts) ahead of the reader, doubling
 //     up to MaxWindow. Streams bypass the block cache so big files do not
-//     churn it. Reads slightly behind, ahead or out of order stay in the
+//     churn it, but not its disk tier (see DiskCache): with one, a part
+//     takes the blocks the disk has and writes those it fetched. Reads slightly behind, ahead or out of order stay in the
 //     stream; only RandomAfter reads in a row elsewhere drop it.
 //
 // Stream buffers come from the shared Budget. When it is exhausted windows
 // shrink, and a read with no buffered data goes straight to the store.
 type Prefetcher struct {
-	store  Store
-	cfg    Config
-	budget *Budget
-	cache  *BlockCache
-	stats  *Stats
-	pool   sync.Pool // of *[]byte of cfg.PartSize
+	store   Store
+	cfg     Config
+	budget  *Budget
+	cache   *BlockCache
+	stats   *Stats
+	pool    sync.Pool      // of *[]byte of cfg.PartSize
+	fetches sync.WaitGroup // part fetches running (tests wait for them)
 }
 
 var _ Opener = (*Prefetcher)(nil)
@@ -187,7 +189,7 @@ func (h *handle) exec(ctx context.Context, segs []segment, buf []byte, off int64
 			copy(dst, s.pt.buf[s.off-s.pt.off:])
 		case s.direct:
 			h.pf.stats.DirectReads.Add(1)
-			if err := fetchRange(ctx, h.pf.store, h.obj, s.off, [][]byte{dst}, nil, h.pf.stats, h.pf.cfg.Retry); err != nil {
+			if err := h.pf.cache.fetchThrough(ctx, h.pf.store, h.obj, s.off, dst, nil, h.pf.stats, h.pf.cfg.Retry); err != nil {
 				return err
 			}
 		default:

@@ -17,6 +17,14 @@ type Stats struct {
 	Parts         atomic.Int64 // prefetch parts started
 	DirectReads   atomic.Int64 // reads sent straight to the store (budget exhausted)
 	BudgetDenials atomic.Int64 // prefetch parts the memory budget refused
+
+	// The on-disk cache (--cache-dir), for blocks that missed in memory.
+	DiskHits         atomic.Int64 // blocks read from disk
+	DiskMisses       atomic.Int64 // blocks looked up on disk and not found (or invalid)
+	DiskBytesRead    atomic.Int64 // bytes of the disk hits
+	DiskBytesWritten atomic.Int64 // bytes of blocks written to disk
+	DiskWriteDrops   atomic.Int64 // blocks not written because the writer was behind
+	DiskWriteErrors  atomic.Int64 // blocks whose write failed (disk full, permissions)
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
@@ -30,6 +38,13 @@ type StatsSnapshot struct {
 	Parts         int64 `json:"parts"`
 	DirectReads   int64 `json:"direct_reads"`
 	BudgetDenials int64 `json:"budget_denials"`
+
+	DiskHits         int64 `json:"disk_hits"`
+	DiskMisses       int64 `json:"disk_misses"`
+	DiskBytesRead    int64 `json:"disk_bytes_read"`
+	DiskBytesWritten int64 `json:"disk_bytes_written"`
+	DiskWriteDrops   int64 `json:"disk_write_drops"`
+	DiskWriteErrors  int64 `json:"disk_write_errors"`
 }
 
 // Snapshot copies the counters.
@@ -44,6 +59,13 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Parts:         s.Parts.Load(),
 		DirectReads:   s.DirectReads.Load(),
 		BudgetDenials: s.BudgetDenials.Load(),
+
+		DiskHits:         s.DiskHits.Load(),
+		DiskMisses:       s.DiskMisses.Load(),
+		DiskBytesRead:    s.DiskBytesRead.Load(),
+		DiskBytesWritten: s.DiskBytesWritten.Load(),
+		DiskWriteDrops:   s.DiskWriteDrops.Load(),
+		DiskWriteErrors:  s.DiskWriteErrors.Load(),
 	}
 }
 
@@ -59,5 +81,11 @@ func (s StatsSnapshot) LogValue() slog.Value {
 		slog.Int64("parts", s.Parts),
 		slog.Int64("direct_reads", s.DirectReads),
 		slog.Int64("budget_denials", s.BudgetDenials),
+		slog.Int64("disk_hits", s.DiskHits),
+		slog.Int64("disk_misses", s.DiskMisses),
+		slog.Int64("disk_bytes_read", s.DiskBytesRead),
+		slog.Int64("disk_bytes_written", s.DiskBytesWritten),
+		slog.Int64("disk_write_drops", s.DiskWriteDrops),
+		slog.Int64("disk_write_errors", s.DiskWriteErrors),
 	)
 }

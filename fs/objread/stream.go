@@ -106,6 +106,9 @@ func (h *handle) observeLocked(off, end int64) int64 {
 		start := off
 		if off < pat.cacheEnd {
 			start = pat.cacheEnd // the cache holds the bytes before
+		} else if h.pf.cache.diskOn(h.obj) {
+			// Parts on block boundaries: their blocks go to disk whole.
+			start = off / bs * bs
 		}
 		h.startStreamLocked(start, end)
 		return 0
@@ -191,6 +194,7 @@ func (h *handle) scheduleLocked() {
 		st.parts = append(st.parts, pt)
 		st.frontier += n
 		h.pf.stats.Parts.Add(1)
+		h.pf.fetches.Add(1)
 		go h.fetch(pt)
 	}
 }
@@ -260,10 +264,11 @@ func (h *handle) dropStreamLocked() {
 // fetch runs one part's GET on the part's own context (tied to the
 // handle, not to any reader), at most cfg.Parallel at a time per handle.
 func (h *handle) fetch(pt *part) {
+	defer h.pf.fetches.Done()
 	err := errDropped
 	select {
 	case h.sem <- struct{}{}:
-		err = fetchRange(pt.ctx, h.pf.store, h.obj, pt.off, [][]byte{pt.buf}, pt.progress, h.pf.stats, h.pf.cfg.Retry)
+		err = h.pf.cache.fetchThrough(pt.ctx, h.pf.store, h.obj, pt.off, pt.buf, pt.progress, h.pf.stats, h.pf.cfg.Retry)
 		<-h.sem
 	case <-pt.ctx.Done():
 	}
