@@ -9,17 +9,18 @@ import (
 	"time"
 )
 
-// TestBudgetManyHandles streams many files at once under a small budget:
-// the budget is never exceeded, bytes stay right, all is released at close.
-func TestBudgetManyHandles(t *testing.T) {
+// streamConcurrently reads n objects of about size bytes at once, front to
+// back in 128 KiB reads, under a 32 MiB budget, checking every byte.
+func streamConcurrently(t *testing.T, n int, size int64) (*Budget, StatsSnapshot) {
+	t.Helper()
 	const chunk = 128 * KiB
 	f := newFakeStore()
 	f.latency = time.Millisecond
 	budget := NewBudget(32 * MiB)
 	pf := NewPrefetcher(f, Config{}, budget, NewBlockCache(4*MiB, 0))
 	var wg sync.WaitGroup
-	for i := range 12 {
-		obj := f.put(string(rune('a'+i)), 16*MiB+int64(i), `"m"`)
+	for i := range n {
+		obj := f.put(string(rune('a'+i)), size+int64(i), `"m"`)
 		wg.Go(func() {
 			r := pf.Open(obj)
 			defer r.Close()
@@ -32,40 +33,26 @@ func TestBudgetManyHandles(t *testing.T) {
 	if peak := budget.Peak(); peak > budget.Limit() {
 		t.Errorf("peak %d bytes over the %d budget", peak, budget.Limit())
 	}
-	waitFor(t, func() bool { return budget.Used() == 0 })
 	s := pf.Stats().Snapshot()
 	t.Logf("peak %d MiB, %+v", budget.Peak()/MiB, s)
+	return budget, s
+}
+
+// TestBudgetManyHandles streams many files at once under a small budget:
+// the budget is never exceeded, bytes stay right, all is released at close.
+func TestBudgetManyHandles(t *testing.T) {
+	budget, _ := streamConcurrently(t, 12, 16*MiB)
+	waitFor(t, func() bool { return budget.Used() == 0 })
 }
 
 // TestFourStreamsShareBudget streams four files on a quarter-size budget
 // (as four 1 GiB copies share the default one): the windows shrink to fit
 // and no read has to fall back to the store.
 func TestFourStreamsShareBudget(t *testing.T) {
-	const chunk = 128 * KiB
-	f := newFakeStore()
-	f.latency = time.Millisecond
-	budget := NewBudget(32 * MiB)
-	pf := NewPrefetcher(f, Config{}, budget, NewBlockCache(4*MiB, 0))
-	var wg sync.WaitGroup
-	for i := range 4 {
-		obj := f.put(string(rune('a'+i)), 48*MiB+int64(i), `"m"`)
-		wg.Go(func() {
-			r := pf.Open(obj)
-			defer r.Close()
-			for off := int64(0); off < obj.Size; off += chunk {
-				readAt(t, f, r, obj, off, chunk)
-			}
-		})
-	}
-	wg.Wait()
-	s := pf.Stats().Snapshot()
-	if peak := budget.Peak(); peak > budget.Limit() {
-		t.Errorf("peak %d bytes over the %d budget", peak, budget.Limit())
-	}
+	_, s := streamConcurrently(t, 4, 48*MiB)
 	if s.DirectReads > 16 || s.Requests > 120 {
 		t.Errorf("stats %+v: want windows that shrink, not direct reads", s)
 	}
-	t.Logf("peak %d MiB, %+v", budget.Peak()/MiB, s)
 }
 
 // TestBudgetExhaustedFallsBack reads with a budget too small for any part:
