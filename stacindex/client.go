@@ -58,9 +58,10 @@ type Options struct {
 
 // Client reads one STAC API.
 type Client struct {
-	base *url.URL // catalog root, with a trailing slash
-	opt  Options
-	log  *slog.Logger
+	landing string   // the catalog URL as given: the landing page
+	base    *url.URL // catalog root, with a trailing slash, to resolve paths
+	opt     Options
+	log     *slog.Logger
 }
 
 // NewClient returns a client for the STAC API rooted at catalogURL.
@@ -69,6 +70,7 @@ func NewClient(catalogURL string, opt Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("STAC URL %q: must be an absolute http(s) URL", catalogURL)
 	}
+	landing := u.String()
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
@@ -95,7 +97,7 @@ func NewClient(catalogURL string, opt Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: u, opt: opt, log: log}, nil
+	return &Client{landing: landing, base: u, opt: opt, log: log}, nil
 }
 
 // URL is the catalog root URL.
@@ -122,7 +124,7 @@ type Landing struct {
 
 // Landing fetches and checks the landing page.
 func (c *Client) Landing(ctx context.Context) (*Landing, error) {
-	body, err := c.get(ctx, request{method: http.MethodGet, url: c.base.String()})
+	body, err := c.get(ctx, request{method: http.MethodGet, url: c.landing})
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s answers 404 (check the URL: it should be the catalog's landing page)", ErrNotSTAC, c.URL())
 	}

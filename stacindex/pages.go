@@ -1,8 +1,10 @@
 package stacindex
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -163,7 +165,14 @@ func ParseItem(raw json.RawMessage, base string) (Item, error) {
 			Size json.RawMessage `json:"file:size"`
 		} `json:"assets"`
 	}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return Item{}, fmt.Errorf("item is not a JSON object")
+	}
 	if err := json.Unmarshal(raw, &f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Item{}, fmt.Errorf("item field %q has the wrong type (%s)", te.Field, te.Value)
+		}
 		return Item{}, fmt.Errorf("item is not valid JSON: %v", err)
 	}
 	id, ok := f.ID.(string)
