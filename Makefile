@@ -34,7 +34,7 @@ deps:
 
 # test: unit tests and the end-to-end suite (real MinIO, STAC server, FUSE, GDAL), all with -race.
 test: deps
-	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)

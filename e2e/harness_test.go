@@ -208,7 +208,7 @@ func tryMount(t *testing.T, env []string, args ...string) (*mount, string, error
 // cleanup unmounts whatever state the mount is in and stops its process.
 func (m *mount) cleanup(t *testing.T) {
 	if t.Failed() {
-		t.Logf("mount log (%s):\n%s", m.log, tail(readFile(m.log), 4000))
+		t.Logf("mount log (%s):\n%s", m.log, tail(readFile(m.log), 20000))
 	}
 	if isMounted(m.dir) {
 		if out, err := exec.Command(binPath, "unmount", m.dir).CombinedOutput(); err != nil {
