@@ -50,7 +50,8 @@ func TestHostilePaging(t *testing.T) {
 	mux.HandleFunc("/stac/collections/huge-page/items", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"type":"FeatureCollection","features":[%s],"links":[]}`, big)
 	})
-	srv = httptest.NewServer(mux)
+	srv = httptest.NewUnstartedServer(mux)
+	srv.Start() // after srv is set: the handlers read it
 	defer srv.Close()
 
 	m := mountT(t, baseEnv(t), "--stac-url", srv.URL+"/stac", "--no-sign-request")
