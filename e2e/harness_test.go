@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,35 +173,11 @@ type mount struct {
 var pidRE = regexp.MustCompile(`pid (\d+)`)
 
 // mountT runs `prescientfs mount` (background mode: it returns once the
-// mount is live) and unmounts in t.Cleanup, killing the process if needed.
+// mount is live) from a temporary working directory, and unmounts in
+// t.Cleanup, killing the process if needed. See tryMountIn.
 func mountT(t *testing.T, env []string, args ...string) *mount {
 	t.Helper()
-	m, out, err := tryMount(t, env, args...)
-	if err != nil {
-		t.Fatalf("mount: %v\n%s\nlog:\n%s", err, out, readFile(m.log))
-	}
-	return m
-}
-
-func tryMount(t *testing.T, env []string, args ...string) (*mount, string, error) {
-	t.Helper()
-	tmp := t.TempDir()
-	m := &mount{dir: filepath.Join(tmp, "mnt"), log: filepath.Join(tmp, "mount.log"), env: env}
-	if err := os.Mkdir(m.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	full := append([]string{"mount", "--log-file", m.log}, args...)
-	full = append(full, m.dir)
-	cmd := exec.Command(binPath, full...)
-	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if mm := pidRE.FindStringSubmatch(out.String()); mm != nil {
-		m.pid, _ = strconv.Atoi(mm[1])
-	}
-	t.Cleanup(func() { m.cleanup(t) })
-	return m, out.String(), err
+	return mountIn(t, "", env, args...)
 }
 
 // cleanup unmounts whatever state the mount is in and stops its process.
