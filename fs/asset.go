@@ -109,16 +109,62 @@ var (
 	_ fusefs.FileReleaser = (*assetHandle)(nil)
 )
 
+// Read answers with the reader's own buffers when it can lend them (one
+// copy less on the streaming path), else with dest filled.
 func (h *assetHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.r.ReadAt(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		if errors.Is(err, objread.ErrChanged) {
-			h.node.fs.stats.forget(h.obj.Loc)
+	if sr, ok := h.r.(objread.SliceReader); ok {
+		vecs, release, err := sr.ReadSlices(ctx, dest, off)
+		if errno := h.readErr(err); errno != 0 {
+			release()
+			return nil, errno
 		}
-		return nil, h.node.fs.fail("read", h.node.Path(nil), err)
+		return &lentResult{vecs: vecs, release: release}, 0
+	}
+	n, err := h.r.ReadAt(ctx, dest, off)
+	if errno := h.readErr(err); errno != 0 {
+		return nil, errno
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
+
+func (h *assetHandle) readErr(err error) syscall.Errno {
+	if err == nil || errors.Is(err, io.EOF) {
+		return 0
+	}
+	if errors.Is(err, objread.ErrChanged) {
+		h.node.fs.stats.forget(h.obj.Loc)
+	}
+	return h.node.fs.fail("read", h.node.Path(nil), err)
+}
+
+// lentResult is a read's reply made of buffers lent by the reader: go-fuse
+// writes them to the kernel with one writev (Slices) and then calls Done,
+// which gives them back.
+type lentResult struct {
+	vecs    [][]byte
+	release func()
+	once    sync.Once
+}
+
+func (r *lentResult) Size() int {
+	n := 0
+	for _, v := range r.vecs {
+		n += len(v)
+	}
+	return n
+}
+
+func (r *lentResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, v := range r.vecs {
+		buf = append(buf, v...)
+	}
+	return buf, fuse.OK
+}
+
+func (r *lentResult) Slices() ([][]byte, fuse.Status) { return r.vecs, fuse.OK }
+
+func (r *lentResult) Done() { r.once.Do(r.release) }
 
 func (h *assetHandle) Release(ctx context.Context) syscall.Errno {
 	h.r.Close()

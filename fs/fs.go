@@ -23,7 +23,9 @@ package fs
 import (
 	"context"
 	"hash/fnv"
+	"log"
 	"log/slog"
+	"os"
 	"syscall"
 	"time"
 
@@ -98,8 +100,13 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 			MaxWrite:      1 << 20,
 			MaxBackground: 64,
 			DisableXAttrs: true,
+			// Replies never come from a file descriptor go-fuse could
+			// splice from; trying costs two syscalls per read.
+			DisableSplice: true,
 			DirectMount:   true,
 			Debug:         mo.Debug,
+			// Microseconds: the debug trace is for timing reads.
+			Logger: log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds),
 		},
 	}
 	if mo.AllowOther {

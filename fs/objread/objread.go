@@ -64,6 +64,18 @@ type Reader interface {
 	Close() error
 }
 
+// SliceReader is a Reader that can lend its own buffers instead of
+// copying: the FUSE layer hands them to the kernel's write as they are.
+type SliceReader interface {
+	Reader
+	// ReadSlices returns the object's bytes [off, off+len(scratch)) (less
+	// at the object's end, with io.EOF as ReadAt) as slices of the
+	// reader's buffers where it has them, and of scratch elsewhere. They
+	// stay valid until release is called, which the caller must do once,
+	// also after an error.
+	ReadSlices(ctx context.Context, scratch []byte, off int64) (vecs [][]byte, release func(), err error)
+}
+
 // Opener makes a Reader per open file handle.
 type Opener interface {
 	Open(obj Object) Reader

@@ -32,7 +32,10 @@ type part struct {
 	filled int           // guarded by mu; buf[:filled] is valid
 	done   bool          // guarded by mu
 	err    error         // guarded by mu; set when done and filled < len(buf)
-	wake   chan struct{} // guarded by mu; closed on progress, made by waiters
+	wake   chan struct{} // guarded by mu; made by waiters, closed once filled reaches wakeAt or the fetch ends
+	wakeAt int           // guarded by mu; the least fill a waiter needs
+	// guarded by mu; when bytes last arrived (a waiter's stall clock)
+	progressed time.Time
 }
 
 func (pt *part) end() int64 { return pt.off + pt.n }
@@ -48,7 +51,10 @@ func (pt *part) failed() bool {
 func (pt *part) progress(n int) {
 	pt.mu.Lock()
 	pt.filled += n
-	pt.wakeLocked()
+	pt.progressed = time.Now()
+	if pt.filled >= pt.wakeAt {
+		pt.wakeLocked()
+	}
 	pt.mu.Unlock()
 }
 
@@ -78,6 +84,7 @@ func (pt *part) wakeLocked() {
 // part queued behind stalled ones does not make its reader wait twice).
 // A reader only waits for the bytes it needs, not for the whole part.
 func (pt *part) wait(ctx context.Context, need int, stall time.Duration) error {
+	start := time.Now()
 	timer := time.NewTimer(stall)
 	defer timer.Stop()
 	for {
@@ -91,17 +98,32 @@ func (pt *part) wait(ctx context.Context, need int, stall time.Duration) error {
 			pt.mu.Unlock()
 			return err
 		}
+		// Wake only when the bytes this reader needs are in: a reader
+		// woken by every socket read of the fetch costs a context switch
+		// each time.
 		if pt.wake == nil {
-			pt.wake = make(chan struct{})
+			pt.wake, pt.wakeAt = make(chan struct{}), need
+		} else {
+			pt.wakeAt = min(pt.wakeAt, need)
 		}
 		w := pt.wake
 		pt.mu.Unlock()
 		select {
 		case <-w:
-			timer.Reset(stall)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			pt.mu.Lock()
+			last := pt.progressed
+			pt.mu.Unlock()
+			if last.Before(start) {
+				last = start
+			}
+			quiet := time.Since(last)
+			if quiet < stall {
+				timer.Reset(stall - quiet) // bytes came, just not all we need yet
+				continue
+			}
 			return fmt.Errorf("prefetch of bytes %d-%d: %w (nothing for %v)", pt.off, pt.end()-1, ErrTimeout, stall)
 		}
 	}

@@ -110,29 +110,53 @@ type segment struct {
 
 // ReadAt implements Reader.
 func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	n, _, release, err := h.read(ctx, p, off, false)
+	release()
+	return n, err
+}
+
+// ReadSlices implements SliceReader: the bytes buffered in prefetch parts
+// are lent rather than copied into scratch.
+func (h *handle) ReadSlices(ctx context.Context, scratch []byte, off int64) ([][]byte, func(), error) {
+	_, vecs, release, err := h.read(ctx, scratch, off, true)
+	return vecs, release, err
+}
+
+func noRelease() {}
+
+// read fills p (or, when lend is set, returns vecs that lend part buffers
+// and use p for the rest) with the object's bytes from off. The caller
+// calls release, always, once it is done with vecs.
+func (h *handle) read(ctx context.Context, p []byte, off int64, lend bool) (int, [][]byte, func(), error) {
 	if off < 0 {
-		return 0, fmt.Errorf("read %s: negative offset %d", h.obj.Loc, off)
+		return 0, nil, noRelease, fmt.Errorf("read %s: negative offset %d", h.obj.Loc, off)
 	}
 	if off >= h.obj.Size {
-		return 0, io.EOF
+		return 0, nil, noRelease, io.EOF
 	}
 	end := min(off+int64(len(p)), h.obj.Size)
 	if end == off {
-		return 0, nil
+		return 0, nil, noRelease, nil
 	}
 	buf := p[:end-off]
 	if err := h.recentFailure(off, end); err != nil {
-		return 0, err
+		return 0, nil, noRelease, err
 	}
 	started := time.Now()
 	readCtx := ctx
 	var partErr error // a failed part this read is fetching again itself
+	var vecs [][]byte
+	var segs []segment
 	for first := true; ; first = false {
-		segs, err := h.plan(off, end, first)
+		var err error
+		segs, err = h.plan(off, end, first)
 		if err != nil {
-			return 0, err
+			return 0, nil, noRelease, err
 		}
-		err = h.exec(readCtx, segs, buf, off)
+		vecs, err = h.exec(readCtx, segs, buf, off, lend)
+		if err != nil {
+			h.unref(segs)
+		}
 		var pf *partFailure
 		if errors.As(err, &pf) && partErr == nil && ctx.Err() == nil {
 			// The part was started before this read (perhaps during an
@@ -154,51 +178,61 @@ func (h *handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				return 0, nil, noRelease, ctx.Err()
 			}
 			err = fmt.Errorf("read %s at %d: %w", h.obj.Loc, off, err)
 			h.mu.Lock()
 			h.failed = failure{off: off, end: end, at: time.Now(), err: err}
 			h.mu.Unlock()
-			return 0, err
+			return 0, nil, noRelease, err
 		}
 		break
 	}
 	h.pf.stats.BytesServed.Add(end - off)
+	release := func() { h.unref(segs) }
 	if int(end-off) < len(p) {
-		return int(end - off), io.EOF
+		return int(end - off), vecs, release, io.EOF
 	}
-	return len(p), nil
+	return len(p), vecs, release, nil
 }
 
-// exec fills buf (the object's bytes from off) from segs, then lets go of
-// the parts it used.
+// exec fills buf (the object's bytes from off) from segs. With lend, the
+// bytes of parts are not copied: the returned vecs point into the parts'
+// buffers (which stay referenced until unref) and into buf for the rest.
 // A part that failed is reported as a *partFailure.
-func (h *handle) exec(ctx context.Context, segs []segment, buf []byte, off int64) error {
-	defer h.unref(segs)
+func (h *handle) exec(ctx context.Context, segs []segment, buf []byte, off int64, lend bool) ([][]byte, error) {
+	var vecs [][]byte
 	for _, s := range segs {
 		dst := buf[s.off-off : s.end-off]
 		switch {
 		case s.pt != nil:
 			if err := s.pt.wait(ctx, int(s.end-s.pt.off), h.pf.cfg.Retry.Timeout); err != nil {
 				if s.pt.failed() && !errors.Is(err, errDropped) {
-					return &partFailure{err}
+					return nil, &partFailure{err}
 				}
-				return err
+				return nil, err
 			}
-			copy(dst, s.pt.buf[s.off-s.pt.off:])
+			src := s.pt.buf[s.off-s.pt.off : s.end-s.pt.off]
+			if lend {
+				vecs = append(vecs, src)
+				continue
+			}
+			copy(dst, src)
 		case s.direct:
 			h.pf.stats.DirectReads.Add(1)
 			if err := h.pf.cache.fetchThrough(ctx, h.pf.store, h.obj, s.off, dst, nil, h.pf.stats, h.pf.cfg.Retry); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			if _, err := h.pf.cache.ReadAt(ctx, h.pf.store, h.obj, dst, s.off, s.loadEnd, h.pf.stats, h.pf.cfg.Retry); err != nil {
-				return err
+				return nil, err
 			}
 		}
+		if lend {
+			vecs = append(vecs, dst)
+		}
 	}
-	return nil
+	return vecs, nil
 }
 
 // unref drops the references plan took on parts, freeing the buffers of

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // readAt reads [off, off+n) from r and checks the bytes and the EOF
@@ -241,5 +242,96 @@ func TestConcurrentReadersOneHandle(t *testing.T) {
 	wg.Wait()
 	if n := len(f.requests()); n > 40 {
 		t.Errorf("%d requests for a parallel sequential read of 48 MiB", n)
+	}
+}
+
+// TestReadSlicesLendsPartBuffers: on a stream, ReadSlices hands out the
+// parts' own buffers (no copy into scratch), and they stay valid, and
+// counted in the budget, until released, even after the handle closed.
+func TestReadSlicesLendsPartBuffers(t *testing.T) {
+	f := newFakeStore()
+	obj := f.put("lend", 32*MiB, `"e1"`)
+	budget := NewBudget(64 * MiB)
+	pf := newTest(f, budget)
+	r := pf.Open(obj).(SliceReader)
+	for off := int64(0); off < 4*MiB; off += MiB {
+		readAt(t, f, r, obj, off, MiB)
+	}
+	scratch := make([]byte, MiB)
+	off := 5 * MiB
+	vecs, release, err := r.ReadSlices(context.Background(), scratch, off)
+	if err != nil {
+		release()
+		t.Fatal(err)
+	}
+	lent := false
+	var got []byte
+	for _, v := range vecs {
+		if !inside(v, scratch) {
+			lent = true
+		}
+		got = append(got, v...)
+	}
+	if !bytes.Equal(got, f.want(obj, off, MiB)) {
+		t.Fatalf("ReadSlices at %d: wrong bytes", off)
+	}
+	if !lent {
+		t.Errorf("ReadSlices inside a stream copied into scratch; want the part's buffer lent")
+	}
+	r.Close()
+	pf.fetches.Wait()
+	if budget.Used() == 0 {
+		t.Errorf("budget fully released while a buffer is still lent out")
+	}
+	var again []byte
+	for _, v := range vecs {
+		again = append(again, v...)
+	}
+	if !bytes.Equal(again, f.want(obj, off, MiB)) {
+		t.Errorf("lent bytes changed after Close, before release")
+	}
+	release()
+	if u := budget.Used(); u != 0 {
+		t.Errorf("budget in use after release and Close: %d, want 0", u)
+	}
+}
+
+// inside reports whether v lies within buf's memory.
+func inside(v, buf []byte) bool {
+	if len(v) == 0 || len(buf) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(&buf[0]))
+	p := uintptr(unsafe.Pointer(&v[0]))
+	return p >= start && p < start+uintptr(len(buf))
+}
+
+// TestPartWaitSlowProgress: a reader waiting for bytes that arrive slowly
+// but steadily is not timed out (the stall clock restarts with every
+// arrival, though the reader is only woken when its bytes are in), and
+// one whose bytes stop coming is, after about the stall time.
+func TestPartWaitSlowProgress(t *testing.T) {
+	pt := &part{off: 0, n: 100, buf: make([]byte, 100)}
+	const stall = 60 * time.Millisecond
+	go func() {
+		for range 10 {
+			time.Sleep(stall / 3)
+			pt.progress(5)
+		}
+	}()
+	start := time.Now()
+	if err := pt.wait(context.Background(), 50, stall); err != nil {
+		t.Fatalf("wait for 50 bytes arriving 5 every %v: %v", stall/3, err)
+	}
+	if d := time.Since(start); d < 2*stall {
+		t.Errorf("wait returned after %v, before the bytes were in", d)
+	}
+	start = time.Now()
+	err := pt.wait(context.Background(), 100, stall)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("wait for bytes that never come: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 3*stall {
+		t.Errorf("timed out after %v, want about %v", d, stall)
 	}
 }

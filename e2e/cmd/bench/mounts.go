@@ -148,6 +148,21 @@ func (b *bench) mountPrescient(ctx context.Context, label string, viaProxy bool)
 	return m, nil
 }
 
+// holdStack prints how to mount the running stack by hand and waits for
+// the context to end (Ctrl-C): the stack for profiling one workload.
+func (b *bench) holdStack(ctx context.Context) error {
+	fmt.Printf("# the stack is up; in another shell:\n")
+	for _, kv := range b.mountEnv(b.st.minio.Endpoint)[len(cleanEnv()):] {
+		fmt.Printf("export %s\n", kv)
+	}
+	fmt.Printf("%s mount --stac-url %s %s\n", b.cfg.bin, b.st.stac.URL(), b.mnt())
+	for _, o := range append(b.st.objs, b.st.cog) {
+		fmt.Printf("# %s  s3://%s/%s\n", b.mnt()+"/"+o.Rel, bucket, o.Key)
+	}
+	<-ctx.Done()
+	return nil
+}
+
 // mountEnv isolates the mount from the machine's own AWS and Prescient
 // settings and points it at endpoint.
 func (b *bench) mountEnv(endpoint string) []string {
