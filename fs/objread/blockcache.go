@@ -3,6 +3,8 @@ package objread
 import (
 	"container/list"
 	"context"
+	"fmt"
+	"io"
 	"sync"
 )
 
@@ -124,15 +126,7 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 	}
 	c.mu.Unlock()
 
-	// Load this call's blocks as runs of contiguous blocks, one GET each.
-	for len(mine) > 0 {
-		n := 1
-		for n < len(mine) && mine[n] == mine[n-1]+1 {
-			n++
-		}
-		go c.load(context.WithoutCancel(ctx), store, obj, mine[0], mine[0]+int64(n), stats, rp)
-		mine = mine[n:]
-	}
+	c.startLoads(ctx, store, obj, mine, stats, rp)
 
 	var done int
 	for i := first; i <= last; i++ {
@@ -155,6 +149,41 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 		done += copy(p[done:], data[lo:hi])
 	}
 	return done, nil
+}
+
+// startLoads loads blocks (ascending) in the background as runs of
+// contiguous blocks, one GET each, detached from ctx's cancellation.
+func (c *BlockCache) startLoads(ctx context.Context, store Store, obj Object, blocks []int64, stats *Stats, rp Retry) {
+	for len(blocks) > 0 {
+		n := 1
+		for n < len(blocks) && blocks[n] == blocks[n-1]+1 {
+			n++
+		}
+		go c.load(context.WithoutCancel(ctx), store, obj, blocks[0], blocks[0]+int64(n), stats, rp)
+		blocks = blocks[n:]
+	}
+}
+
+// Prefetch starts loading the blocks of [off, end) of obj that are neither
+// cached nor loading, without waiting for them; readers that come for
+// them meanwhile wait for these loads.
+func (c *BlockCache) Prefetch(ctx context.Context, store Store, obj Object, off, end int64, stats *Stats, rp Retry) {
+	end = min(end, obj.Size)
+	if off >= end {
+		return
+	}
+	var mine []int64
+	c.mu.Lock()
+	for i := off / c.blockSize; i <= (end-1)/c.blockSize; i++ {
+		k := c.key(obj, i)
+		if c.items[k] != nil || c.loading[k] != nil {
+			continue
+		}
+		c.loading[k] = &blockLoad{done: make(chan struct{})}
+		mine = append(mine, i)
+	}
+	c.mu.Unlock()
+	c.startLoads(ctx, store, obj, mine, stats, rp)
 }
 
 func (c *BlockCache) key(obj Object, i int64) blockKey {
@@ -202,13 +231,35 @@ func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, t
 	for i := from; i < to; i++ {
 		bufs = append(bufs, make([]byte, c.blockLen(obj, i)))
 	}
-	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, nil, stats, rp)
-	if err == nil && c.diskOn(obj) {
-		for i, b := range bufs { // queued, never waited for
-			c.disk.put(diskKey(obj, c.blockSize, from+int64(i)), b, stats, false)
+	// Blocks are published as they fill: a reader waiting for the first
+	// block of a long load does not wait for the whole GET.
+	done := 0 // blocks published
+	var filled, doneEnd int64
+	publish := func(m int) {
+		filled += int64(m)
+		n, end := done, doneEnd
+		for n < len(bufs) && filled >= end+int64(len(bufs[n])) {
+			end += int64(len(bufs[n]))
+			n++
 		}
+		if n == done {
+			return
+		}
+		if c.diskOn(obj) {
+			for i := done; i < n; i++ { // queued, never waited for
+				c.disk.put(diskKey(obj, c.blockSize, from+int64(i)), bufs[i], stats, false)
+			}
+		}
+		c.finish(obj, from+int64(done), bufs[done:n], nil)
+		done, doneEnd = n, end
 	}
-	c.finish(obj, from, bufs, err)
+	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, publish, stats, rp)
+	if done < len(bufs) {
+		if err == nil {
+			err = fmt.Errorf("read %s: blocks %d-%d not filled: %w", obj.Loc, from+int64(done), to-1, io.ErrUnexpectedEOF)
+		}
+		c.finish(obj, from+int64(done), bufs[done:], err)
+	}
 }
 
 // finish ends the loads of the blocks from from on (one per buf, or as

@@ -18,7 +18,6 @@ type part struct {
 	off    int64
 	n      int64 // length of the range; buf is nil once freed
 	buf    []byte
-	pooled bool // buf came from the handle's pool and goes back to it
 	ctx    context.Context
 	cancel context.CancelFunc
 

@@ -32,7 +32,7 @@ type Prefetcher struct {
 	budget  *Budget
 	cache   *BlockCache
 	stats   *Stats
-	pool    sync.Pool      // of *[]byte of cfg.PartSize
+	pools   []sync.Pool    // of *[]byte, by size class (see getBuf)
 	fetches sync.WaitGroup // part fetches running (tests wait for them)
 }
 
@@ -48,7 +48,9 @@ func NewPrefetcher(store Store, cfg Config, budget *Budget, cache *BlockCache) *
 	if cache == nil {
 		cache = NewBlockCache(0, 0)
 	}
-	return &Prefetcher{store: store, cfg: cfg.withDefaults(), budget: budget, cache: cache, stats: new(Stats)}
+	cfg = cfg.withDefaults()
+	return &Prefetcher{store: store, cfg: cfg, budget: budget, cache: cache, stats: new(Stats),
+		pools: make([]sync.Pool, bufClass(cfg.PartSize)+1)}
 }
 
 // Stats returns the live counters of all handles of this Prefetcher.

@@ -335,3 +335,88 @@ func TestPartWaitSlowProgress(t *testing.T) {
 		t.Errorf("timed out after %v, want about %v", d, stall)
 	}
 }
+
+// gdalRows reads like GDAL taking a window out of a tiled GeoTIFF through
+// the kernel: a header, then rows of tiles far apart, each an 8 KiB read
+// and then 1 MiB reads to rowLen. It returns the requests each row made.
+func gdalRows(t *testing.T, f *fakeStore, r Reader, obj Object, first, stride, rowLen int64, rows int) [][]request {
+	t.Helper()
+	readAt(t, f, r, obj, 0, 32*KiB)
+	var per [][]request
+	for row := range rows {
+		before := len(f.requests())
+		off := first + int64(row)*stride
+		readAt(t, f, r, obj, off, 8*KiB)
+		for o := off + 8*KiB; o < off+rowLen; o += MiB {
+			readAt(t, f, r, obj, o, min(MiB, off+rowLen-o))
+		}
+		per = append(per, f.requests()[before:])
+	}
+	return per
+}
+
+// TestJumpPredictsNextRow: after two rows, the third row's bytes were
+// requested before the reader got there (predicted from the stride), so
+// reading it waits on no request of its own; and random first reads of
+// fresh handles predict nothing.
+func TestJumpPredictsNextRow(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 3 * time.Millisecond
+	obj := f.put("cog", 256*MiB, `"c"`)
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	const first, stride, rowLen = 100 * MiB, 30 * MiB, 3*MiB + 512*KiB
+	per := gdalRows(t, f, r, obj, first, stride, rowLen, 4)
+	covers := func(reqs []request, off, end int64) bool {
+		for _, q := range reqs {
+			if q.off <= off && q.off+q.n >= end {
+				return true
+			}
+		}
+		return false
+	}
+	row3 := first + 2*stride
+	if !covers(per[1], row3, row3+MiB) {
+		t.Errorf("row 2's requests %+v do not load row 3 ahead", per[1])
+	}
+	if len(per[2]) > 1 { // its own prediction of row 4
+		t.Errorf("row 3 made requests %+v, want only the prediction of row 4", per[2])
+	}
+	if got := pf.Stats().Snapshot().Predicted; got < 2 {
+		t.Errorf("predicted runs %d, want ≥ 2", got)
+	}
+
+	g := newFakeStore()
+	obj2 := g.put("rand", 256*MiB, `"r"`)
+	pf2 := newTest(g, nil)
+	for i := range 20 {
+		h := pf2.Open(obj2)
+		readAt(t, g, h, obj2, int64(i+1)*7*MiB+12345, 64*KiB)
+		h.Close()
+	}
+	if got := pf2.Stats().Snapshot().Predicted; got != 0 {
+		t.Errorf("random reads of fresh handles predicted %d runs, want 0", got)
+	}
+	for _, q := range g.requests() {
+		if q.n > 256*KiB {
+			t.Errorf("random 64 KiB read fetched %d bytes", q.n)
+		}
+	}
+}
+
+// TestBlockLoadPublishesEarly: a reader of the first block of a long
+// block load gets it when that block has arrived, not when the whole GET
+// has.
+func TestBlockLoadPublishesEarly(t *testing.T) {
+	f := newFakeStore()
+	f.rate = 8 * MiB // bytes per second: 1.125 MiB takes ~140 ms
+	obj := f.put("slow", 16*MiB, `"s"`)
+	r := newTest(f, nil).Open(obj)
+	defer r.Close()
+	start := time.Now()
+	readAt(t, f, r, obj, 0, 32*KiB) // a first read: loads FirstRead
+	if d := time.Since(start); d > 80*time.Millisecond {
+		t.Errorf("first 32 KiB of a %d-byte load took %v: waited for the whole GET", DefaultConfig().FirstRead, d)
+	}
+}

@@ -160,7 +160,9 @@ func TestShortBodyTwiceIsError(t *testing.T) {
 	f := newFakeStore()
 	f.short = func(off, n int64) int64 { return n / 2 }
 	obj := f.put("broken", 4*MiB, `"s"`)
-	for _, off := range []int64{0, 3 * MiB} {
+	// (At offset 0 the first read's load is long and its first blocks,
+	// whole after the first short body, are served: they are not partial.)
+	for _, off := range []int64{3 * MiB, 4*MiB - 128*KiB} {
 		r := newTest(f, nil).Open(obj)
 		n, err := r.ReadAt(context.Background(), make([]byte, 128*KiB), off)
 		if !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || n != 0 {

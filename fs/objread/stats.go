@@ -17,6 +17,7 @@ type Stats struct {
 	Parts         atomic.Int64 // prefetch parts started
 	DirectReads   atomic.Int64 // reads sent straight to the store (budget exhausted)
 	BudgetDenials atomic.Int64 // prefetch parts the memory budget refused
+	Predicted     atomic.Int64 // runs loaded ahead of a jumping reader (next row of tiles)
 
 	// The on-disk cache (--cache-dir), for blocks that missed in memory.
 	DiskHits         atomic.Int64 // blocks read from disk
@@ -38,6 +39,7 @@ type StatsSnapshot struct {
 	Parts         int64 `json:"parts"`
 	DirectReads   int64 `json:"direct_reads"`
 	BudgetDenials int64 `json:"budget_denials"`
+	Predicted     int64 `json:"predicted_runs"`
 
 	DiskHits         int64 `json:"disk_hits"`
 	DiskMisses       int64 `json:"disk_misses"`
@@ -59,6 +61,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Parts:         s.Parts.Load(),
 		DirectReads:   s.DirectReads.Load(),
 		BudgetDenials: s.BudgetDenials.Load(),
+		Predicted:     s.Predicted.Load(),
 
 		DiskHits:         s.DiskHits.Load(),
 		DiskMisses:       s.DiskMisses.Load(),
@@ -81,6 +84,7 @@ func (s StatsSnapshot) LogValue() slog.Value {
 		slog.Int64("parts", s.Parts),
 		slog.Int64("direct_reads", s.DirectReads),
 		slog.Int64("budget_denials", s.BudgetDenials),
+		slog.Int64("predicted_runs", s.Predicted),
 		slog.Int64("disk_hits", s.DiskHits),
 		slog.Int64("disk_misses", s.DiskMisses),
 		slog.Int64("disk_bytes_read", s.DiskBytesRead),

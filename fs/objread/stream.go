@@ -9,6 +9,9 @@ type pattern struct {
 	runEnd   int64
 	cacheEnd int64 // end of the last range loaded through the block cache
 	outside  int   // consecutive reads outside the stream
+	// The run expected next, loading into the block cache: after a long
+	// run and a jump of d, the bytes d further on (see predictLocked).
+	predOff, predEnd int64
 }
 
 // stream is a handle's prefetch window.
@@ -61,7 +64,9 @@ func (h *handle) plan(off, end int64, first bool) ([]segment, error) {
 // budget refused the part (or it failed), so read it straight from the
 // store; elsewhere it is a random read, served by the block cache.
 func (h *handle) gapLocked(off, end, loadEnd int64) segment {
-	return segment{off: off, end: end, direct: h.st.active && off >= h.st.base, loadEnd: loadEnd}
+	st := &h.st
+	inStream := st.active && off >= st.base && off <= st.frontier+h.pf.cfg.Slack
+	return segment{off: off, end: end, direct: inStream, loadEnd: loadEnd}
 }
 
 // observeLocked updates the access pattern with a read of [off, end) and
@@ -71,9 +76,18 @@ func (h *handle) observeLocked(off, end int64) int64 {
 	cfg, pat, st := &h.pf.cfg, &h.pat, &h.st
 	pat.reads++
 	near := pat.reads > 1 && off >= pat.runEnd-cfg.KeepBehind && off <= pat.runEnd+cfg.Slack
+	// Bytes loading into the cache for the run this read is in: predicted
+	// by an earlier jump, or by this one (predictLocked).
+	var runLoad int64
+	if off >= pat.predOff && off < pat.predEnd {
+		runLoad = pat.predEnd
+	}
 	if near {
 		pat.runStart, pat.runEnd = min(pat.runStart, off), max(pat.runEnd, end)
 	} else {
+		if pat.reads > 1 {
+			runLoad = max(runLoad, h.predictLocked(off))
+		}
 		pat.runStart, pat.runEnd = off, end
 	}
 	if st.active && off >= st.base && off <= st.frontier+cfg.Slack {
@@ -118,7 +132,41 @@ func (h *handle) observeLocked(off, end int64) int64 {
 	} else {
 		pat.cacheEnd = alignUp(end, bs)
 	}
+	if runLoad > 0 {
+		// A predicted run: its blocks are in the cache or on their way,
+		// so a stream starts only past them.
+		pat.cacheEnd = max(pat.cacheEnd, alignUp(runLoad, bs))
+	}
 	return 0
+}
+
+// predictLocked is called when a read at off jumps away from the current
+// run. After a long run (GDAL reading a row of tiles, QGIS a row of a
+// view) such a jump usually starts another run like it, and a jump
+// forward of d means the one after starts d further on (the next row of
+// tiles). So both are loaded into the block cache now, as many bytes as
+// the run just ended (at most PartSize), each with one GET in the
+// background: this run then costs one request's latency rather than a
+// block load and then a stream's, and the next costs none. A wrong guess
+// costs those bytes once. It returns the end of this run's load, or 0.
+func (h *handle) predictLocked(off int64) int64 {
+	cfg, pat, st := &h.pf.cfg, &h.pat, &h.st
+	last := pat.runEnd - pat.runStart
+	d := off - pat.runStart
+	if last < cfg.SeqConfirm || d <= last || (st.active && off >= st.base && off <= st.frontier+cfg.Slack) {
+		return 0 // a short run, a jump back, or a skip within the stream's window
+	}
+	n := min(last, cfg.PartSize)
+	bs := h.pf.cache.BlockSize()
+	// This run: from the block after the one the read itself loads.
+	cur := min(off+n, h.obj.Size)
+	h.pf.cache.Prefetch(h.ctx, h.pf.store, h.obj, off/bs*bs+bs, cur, h.pf.stats, h.pf.cfg.Retry)
+	if from, to := (off+d)/bs*bs, min(off+d+n, h.obj.Size); from < to {
+		pat.predOff, pat.predEnd = from, to
+		h.pf.stats.Predicted.Add(1)
+		h.pf.cache.Prefetch(h.ctx, h.pf.store, h.obj, from, to, h.pf.stats, h.pf.cfg.Retry)
+	}
+	return cur
 }
 
 func alignUp(v, a int64) int64 { return (v + a - 1) / a * a }
@@ -184,12 +232,7 @@ func (h *handle) scheduleLocked() {
 			st.window = max(st.window/2, cfg.InitialWindow)
 			return
 		}
-		pt := &part{off: st.frontier, n: n, refs: 1} // the fetch holds a reference
-		if n == cfg.PartSize {
-			pt.buf, pt.pooled = h.pf.getBuf(), true
-		} else {
-			pt.buf = make([]byte, n)
-		}
+		pt := &part{off: st.frontier, n: n, refs: 1, buf: h.pf.getBuf(n)} // the fetch holds a reference
 		pt.ctx, pt.cancel = context.WithCancel(h.ctx)
 		st.parts = append(st.parts, pt)
 		st.frontier += n
@@ -243,9 +286,7 @@ func (h *handle) evictLocked(pt *part) {
 // freeLocked returns pt's buffer to the pool and its bytes to the budget.
 func (h *handle) freeLocked(pt *part) {
 	h.pf.budget.Release(pt.n)
-	if pt.pooled {
-		h.pf.putBuf(pt.buf)
-	}
+	h.pf.putBuf(pt.buf)
 	pt.buf = nil
 }
 
@@ -298,11 +339,37 @@ func (h *handle) removeLocked(pt *part) {
 	h.evictLocked(pt)
 }
 
-func (pf *Prefetcher) getBuf() []byte {
-	if b, ok := pf.pool.Get().(*[]byte); ok {
-		return *b
+// getBuf returns a buffer of n bytes from the pool of its size class (a
+// power of two from 1 MiB to PartSize): a new one costs a page fault per
+// 4 KiB on first use, which a stream's first part would otherwise pay
+// before its GET is even sent.
+func (pf *Prefetcher) getBuf(n int64) []byte {
+	c := bufClass(n)
+	if c < len(pf.pools) {
+		if b, ok := pf.pools[c].Get().(*[]byte); ok {
+			return (*b)[:n]
+		}
+		return make([]byte, n, minPart<<c)
 	}
-	return make([]byte, pf.cfg.PartSize)
+	return make([]byte, n)
 }
 
-func (pf *Prefetcher) putBuf(b []byte) { pf.pool.Put(&b) }
+// putBuf gives b back to its pool (buffers of odd capacity are left to
+// the garbage collector).
+func (pf *Prefetcher) putBuf(b []byte) {
+	c := bufClass(int64(cap(b)))
+	if c < len(pf.pools) && int64(cap(b)) == minPart<<c {
+		b = b[:cap(b)]
+		pf.pools[c].Put(&b)
+	}
+}
+
+// bufClass is the size class of a buffer of n bytes: the least c with
+// minPart<<c >= n.
+func bufClass(n int64) int {
+	c := 0
+	for minPart<<c < n {
+		c++
+	}
+	return c
+}
