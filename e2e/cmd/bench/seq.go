@@ -41,7 +41,7 @@ func (b *bench) seqWorkload(ctx context.Context, base *baselines) error {
 		return err
 	}
 	base.seqBest = maxOf(res.direct)
-	b.rep.add(res.row("prescientfs", name, base.seqBest, tgtSeq))
+	b.rep.add(res.row("prescientfs", name, base.seqBest, tgtSeq), res.cpuRow("prescientfs", "CPU per GiB, sequential"))
 	return nil
 }
 
@@ -57,14 +57,54 @@ func (b *bench) concWorkload(ctx context.Context, base *baselines) error {
 		return err
 	}
 	base.concBest = maxOf(res.direct)
-	b.rep.add(res.row("prescientfs", name, base.concBest, tgtSeq), res.rssRow("prescientfs", rssName, tgtRSS))
+	b.rep.add(res.row("prescientfs", name, base.concBest, tgtSeq), res.rssRow("prescientfs", rssName, tgtRSS),
+		res.cpuRow("prescientfs", fmt.Sprintf("CPU per GiB, %d streams", len(objs))))
 	return nil
 }
 
-// throughputResult holds the per-run rates (GiB/s) and peak RSS (MiB).
+// throughputResult holds the per-run rates (GiB/s) and peak RSS (MiB),
+// and the CPU seconds per GiB each process spent: through the mount (the
+// mount, the reader, MinIO) and direct (the SDK client, MinIO).
 type throughputResult struct {
-	mount, direct, rss []float64
-	counters           map[string]int64 // from the last mount's log, if any
+	mount, direct, rss  []float64
+	cpuMount, cpuDirect [][]float64
+	counters            map[string]int64 // from the last mount's log, if any
+}
+
+// cpuRow compares the CPU all processes spend per GiB through the mount
+// with the direct reads': on a machine whose cores the mount, MinIO and the
+// reader share, it bounds the throughput ratio.
+func (t throughputResult) cpuRow(group, name string) row {
+	sums := func(xs [][]float64) []float64 {
+		var out []float64
+		for _, x := range xs {
+			var s float64
+			for _, v := range x {
+				s += v
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	col := func(xs [][]float64, i int) float64 {
+		var c []float64
+		for _, x := range xs {
+			c = append(c, x[i])
+		}
+		return median(c)
+	}
+	base := math.NaN()
+	if len(t.cpuDirect) > 0 {
+		base = median(sums(t.cpuDirect))
+	}
+	r := measure(group, name, "core-s", median(sums(t.cpuMount)), base, "direct: SDK client + MinIO", nil)
+	r.Details = map[string]any{"what": "CPU seconds (user+system, /proc) per GiB read, medians of the runs",
+		"mount_process": col(t.cpuMount, 0), "reader": col(t.cpuMount, 1), "minio_via_mount": col(t.cpuMount, 2)}
+	if len(t.cpuDirect) > 0 {
+		r.Details["direct_client"] = col(t.cpuDirect, 0)
+		r.Details["minio_direct"] = col(t.cpuDirect, 1)
+	}
+	return r
 }
 
 func (t throughputResult) row(group, name string, baseline float64, tgt *target) row {
@@ -103,7 +143,9 @@ func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label
 		if err := b.coldStart(ctx, objs...); err != nil {
 			return res, err
 		}
+		minioPid := b.st.minio.Pid()
 		if withDirect {
+			cpu := startCPU(0, minioPid)
 			n, d, err := parallel(objs, bufs, func(i int, o object, buf []byte) (int64, error) {
 				return directRead(ctx, b.st.s3, o.Key, buf)
 			})
@@ -114,6 +156,7 @@ func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label
 				return res, fmt.Errorf("direct run %d: %w", run, err)
 			}
 			res.direct = append(res.direct, gibps(n, d))
+			res.cpuDirect = append(res.cpuDirect, cpu.perGiB(n))
 			b.coldSecond()
 		}
 
@@ -125,9 +168,11 @@ func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label
 		if withRSS {
 			rss = sampleRSS(m.pid)
 		}
+		cpu := startCPU(m.pid, 0, minioPid)
 		n, d, err := parallel(objs, bufs, func(i int, o object, buf []byte) (int64, error) {
 			return streamFile(ctx, mt.path(m, o), buf)
 		})
+		cpuPerGiB := cpu.perGiB(n)
 		if rss != nil {
 			if peak, perr := rss.peak(); perr == nil {
 				res.rss = append(res.rss, mib(peak))
@@ -146,6 +191,7 @@ func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label
 			return res, fmt.Errorf("%s run %d: %w (log %s)", mt.group, run, err, m.logPath)
 		}
 		res.mount = append(res.mount, gibps(n, d))
+		res.cpuMount = append(res.cpuMount, cpuPerGiB)
 		if c, ok := logCounters(m.logPath); ok {
 			res.counters = c
 		}

@@ -256,6 +256,15 @@ func (s *Server) signal(sig os.Signal) error {
 	return cmd.Process.Signal(sig)
 }
 
+// Pid returns the server process's ID, or 0 when it is not running.
+func (s *Server) Pid() int {
+	cmd, _ := s.running()
+	if cmd == nil || cmd.Process == nil {
+		return 0
+	}
+	return cmd.Process.Pid
+}
+
 // Output returns the last lines the server printed, for failure messages.
 func (s *Server) Output() string { return s.tail.String() }
 
