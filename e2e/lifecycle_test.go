@@ -49,9 +49,11 @@ func TestUnmountLiveAndDeadMounts(t *testing.T) {
 	syscall.Kill(m2.pid, syscall.SIGKILL)
 	waitExit(m2.pid, 10*time.Second)
 	// The kernel says ENOTCONN ("transport endpoint is not connected") or,
-	// on newer kernels, ECONNABORTED.
-	if _, err := os.Stat(m2.path("sentinel-demo")); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
-		t.Fatalf("stat on a dead mount: %v, want ENOTCONN or ECONNABORTED", err)
+	// on newer kernels, ECONNABORTED; a request the death cut short gets
+	// EIO (about one run in eight on this kernel).
+	if _, err := os.Stat(m2.path("sentinel-demo")); !errors.Is(err, syscall.ENOTCONN) &&
+		!errors.Is(err, syscall.ECONNABORTED) && !errors.Is(err, syscall.EIO) {
+		t.Fatalf("stat on a dead mount: %v, want ENOTCONN, ECONNABORTED or EIO", err)
 	}
 	// Mounting over it is refused with the instruction.
 	cmd := exec.Command(binPath, "mount", "--stac-url", st.stac.URL(), m2.dir)

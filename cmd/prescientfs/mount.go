@@ -104,8 +104,12 @@ func runMount(c *cli.Context) error {
 // checkMountpoint: exists, a directory, empty, not already mounted.
 func checkMountpoint(dir string) error {
 	st, err := os.Stat(dir)
+	_, mounted := mountType(dir)
 	switch {
-	case errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED):
+	case errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) ||
+		(err != nil && !errors.Is(err, os.ErrNotExist) && mounted):
+		// A mount whose process died: the kernel answers ENOTCONN or
+		// ECONNABORTED, or EIO for a request the death cut short.
 		return fmt.Errorf("mountpoint %s is a dead mount: run `prescientfs unmount %s` first", dir, dir)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist: create it with `mkdir -p %s`", dir, dir)
@@ -114,7 +118,7 @@ func checkMountpoint(dir string) error {
 	case !st.IsDir():
 		return fmt.Errorf("mountpoint %s is not a directory", dir)
 	}
-	if _, mounted := mountType(dir); mounted {
+	if mounted {
 		return fmt.Errorf("mountpoint %s is already mounted: run `prescientfs unmount %s` first", dir, dir)
 	}
 	f, err := os.Open(dir)
