@@ -34,6 +34,7 @@ import (
 	"github.com/prescient/prescientfs/e2e/internal/fixtures"
 	"github.com/prescient/prescientfs/e2e/internal/idp"
 	"github.com/prescient/prescientfs/e2e/internal/minio"
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 	"github.com/prescient/prescientfs/e2e/internal/stacserver"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -374,7 +375,7 @@ func (m *mount) unmount(t *testing.T) {
 	if out, err := exec.Command(binPath, "unmount", m.dir).CombinedOutput(); err != nil {
 		t.Fatalf("unmount: %v: %s", err, out)
 	}
-	if m.pid > 0 && !waitExit(m.pid, 20*time.Second) {
+	if m.pid > 0 && !proc.WaitExit(m.pid, 20*time.Second) {
 		t.Fatal("mount process still running 20 s after unmount")
 	}
 }

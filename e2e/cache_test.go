@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -84,4 +85,30 @@ func inode(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// Closing a file costs no round trip: the mount answers the kernel's first
+// FLUSH with ENOSYS and the kernel sends no more (GDAL opens and closes a
+// file many times).
+func TestCloseSendsOneFlush(t *testing.T) {
+	st := sharedStack(t)
+	m := mountT(t, st.env(t), "--stac-url", st.stac.URL(), "--debug")
+	coll := st.cat.Collection("sentinel-demo")
+	it := coll.Items[0]
+	for _, name := range []string{"visual.tif", "item.json", "visual.tif", "item.json"} {
+		b, err := os.ReadFile(m.path(coll.ID, it.ID, name))
+		if err != nil || len(b) == 0 {
+			t.Fatalf("read %s: %d bytes, %v", name, len(b), err)
+		}
+	}
+	// (go-fuse's own probe file at mount time gets one FLUSH too.)
+	n := 0
+	for _, line := range strings.Split(readFile(m.log), "\n") {
+		if strings.Contains(line, ": FLUSH ") && !strings.Contains(line, "FLUSH n18446744073709551615 ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d FLUSH requests for 4 closes, want 1 (the first, answered ENOSYS)", n)
+	}
 }

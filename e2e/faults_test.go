@@ -24,8 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/prescient/prescientfs/e2e/internal/fixtures"
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 	"github.com/prescient/prescientfs/e2e/internal/proxy"
 	"github.com/prescient/prescientfs/e2e/internal/stacserver"
+	"github.com/prescient/prescientfs/fs/mountinfo"
 	"github.com/prescient/prescientfs/stacindex"
 )
 
@@ -674,7 +676,7 @@ func testSIGTERMUnderLoad(t *testing.T, fs *faultStack, rep *faultReport) {
 			t.Errorf("reader after SIGTERM: %v", err)
 		}
 	}
-	if !waitExit(m.pid, 20*time.Second) {
+	if !proc.WaitExit(m.pid, 20*time.Second) {
 		t.Fatal("mount process still running 20 s after SIGTERM and the readers closed")
 	}
 	took := time.Since(start)
@@ -715,7 +717,7 @@ func testSIGKILLUnderLoad(t *testing.T, fs *faultStack, rep *faultReport) {
 		}
 	}
 	readersDone := time.Since(start)
-	waitExit(m.pid, 10*time.Second)
+	proc.WaitExit(m.pid, 10*time.Second)
 	fs.s3.SetRate(0)
 	if out, err := exec.Command(binPath, "unmount", m.dir).CombinedOutput(); err != nil {
 		t.Fatalf("unmount of the dead mount: %v: %s", err, out)
@@ -818,24 +820,13 @@ func TestHardening(t *testing.T) {
 // mountOptions returns the per-mount and superblock options of dir.
 func mountOptions(t *testing.T, dir string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
+	m, ok := mountinfo.Find(dir)
+	if !ok {
+		t.Fatalf("%s not in mountinfo", dir)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != dir {
-			continue
-		}
-		opts := map[string]bool{}
-		for _, o := range strings.Split(f[5], ",") {
-			opts[o] = true
-		}
-		for _, o := range strings.Split(f[len(f)-1], ",") {
-			opts[o] = true
-		}
-		return opts
+	opts := map[string]bool{}
+	for _, o := range m.Options {
+		opts[o] = true
 	}
-	t.Fatalf("%s not in mountinfo", dir)
-	return nil
+	return opts
 }

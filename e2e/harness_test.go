@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,7 +17,9 @@ import (
 
 	"github.com/prescient/prescientfs/e2e/internal/fixtures"
 	"github.com/prescient/prescientfs/e2e/internal/minio"
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 	"github.com/prescient/prescientfs/e2e/internal/stacserver"
+	"github.com/prescient/prescientfs/fs/mountinfo"
 )
 
 // binPath is the prescientfs binary built for this run.
@@ -192,7 +193,7 @@ func (m *mount) cleanup(t *testing.T) {
 		}
 	}
 	if m.pid > 0 {
-		waitExit(m.pid, 10*time.Second)
+		proc.WaitExit(m.pid, 10*time.Second)
 		syscall.Kill(m.pid, syscall.SIGKILL)
 	}
 }
@@ -202,32 +203,8 @@ func (m *mount) path(parts ...string) string {
 }
 
 func isMounted(dir string) bool {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// waitExit waits for pid to exit; it reports whether it did.
-func waitExit(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); err != nil {
-			return true
-		}
-		// An exited daemon whose new parent does not reap it stays a zombie.
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-				return true
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+	_, ok := mountinfo.Find(dir)
+	return ok
 }
 
 func readFile(p string) string {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 )
 
 func TestSIGTERMUnmountsCleanly(t *testing.T) {
@@ -20,7 +22,7 @@ func TestSIGTERMUnmountsCleanly(t *testing.T) {
 	if err := syscall.Kill(m.pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !waitExit(m.pid, 15*time.Second) {
+	if !proc.WaitExit(m.pid, 15*time.Second) {
 		t.Fatal("mount process still running 15 s after SIGTERM")
 	}
 	if isMounted(m.dir) {
@@ -40,14 +42,14 @@ func TestUnmountLiveAndDeadMounts(t *testing.T) {
 	if out, err := exec.Command(binPath, "unmount", m.dir).CombinedOutput(); err != nil {
 		t.Fatalf("unmount: %v: %s", err, out)
 	}
-	if isMounted(m.dir) || !waitExit(m.pid, 15*time.Second) {
+	if isMounted(m.dir) || !proc.WaitExit(m.pid, 15*time.Second) {
 		t.Fatal("live unmount left the mount or the process")
 	}
 
 	// Dead: SIGKILL leaves "transport endpoint is not connected".
 	m2 := mountT(t, env, "--stac-url", st.stac.URL())
 	syscall.Kill(m2.pid, syscall.SIGKILL)
-	waitExit(m2.pid, 10*time.Second)
+	proc.WaitExit(m2.pid, 10*time.Second)
 	// The kernel says ENOTCONN ("transport endpoint is not connected") or,
 	// on newer kernels, ECONNABORTED; a request the death cut short gets
 	// EIO (about one run in eight on this kernel).

@@ -3,12 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/prescient/prescientfs/fs/mountinfo"
 )
 
 func unmountCommand() *cli.Command {
@@ -75,9 +76,6 @@ func unmount(dir string, lazy bool) error {
 
 // mountType finds dir in /proc/self/mountinfo and returns its fs type.
 func mountType(dir string) (string, bool) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	return findMount(string(data), dir)
+	m, ok := mountinfo.Find(dir)
+	return m.FSType, ok
 }

@@ -64,9 +64,14 @@ func (h *handle) plan(off, end int64, first bool) ([]segment, error) {
 // budget refused the part (or it failed), so read it straight from the
 // store; elsewhere it is a random read, served by the block cache.
 func (h *handle) gapLocked(off, end, loadEnd int64) segment {
+	return segment{off: off, end: end, direct: h.inStreamLocked(off), loadEnd: loadEnd}
+}
+
+// inStreamLocked reports whether a read at off belongs to the stream: at
+// or after its base and at most Slack beyond what it has scheduled.
+func (h *handle) inStreamLocked(off int64) bool {
 	st := &h.st
-	inStream := st.active && off >= st.base && off <= st.frontier+h.pf.cfg.Slack
-	return segment{off: off, end: end, direct: inStream, loadEnd: loadEnd}
+	return st.active && off >= st.base && off <= st.frontier+h.pf.cfg.Slack
 }
 
 // observeLocked updates the access pattern with a read of [off, end) and
@@ -90,7 +95,7 @@ func (h *handle) observeLocked(off, end int64) int64 {
 		}
 		pat.runStart, pat.runEnd = off, end
 	}
-	if st.active && off >= st.base && off <= st.frontier+cfg.Slack {
+	if h.inStreamLocked(off) {
 		pat.outside = 0
 		h.advanceLocked(end)
 		return 0
@@ -150,10 +155,10 @@ func (h *handle) observeLocked(off, end int64) int64 {
 // block load and then a stream's, and the next costs none. A wrong guess
 // costs those bytes once. It returns the end of this run's load, or 0.
 func (h *handle) predictLocked(off int64) int64 {
-	cfg, pat, st := &h.pf.cfg, &h.pat, &h.st
+	cfg, pat := &h.pf.cfg, &h.pat
 	last := pat.runEnd - pat.runStart
 	d := off - pat.runStart
-	if last < cfg.SeqConfirm || d <= last || (st.active && off >= st.base && off <= st.frontier+cfg.Slack) {
+	if last < cfg.SeqConfirm || d <= last || h.inStreamLocked(off) {
 		return 0 // a short run, a jump back, or a skip within the stream's window
 	}
 	n := min(last, cfg.PartSize)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prescient/prescientfs/e2e/internal/minio"
+	"github.com/prescient/prescientfs/e2e/internal/proc"
+	"github.com/prescient/prescientfs/fs/mountinfo"
 )
 
 // bench is one run: configuration, the stack, the report being filled.
@@ -208,10 +210,10 @@ func (b *bench) stopPrescient(m *mountProc) error {
 			_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		}
 	}
-	if m.pid > 0 && !waitExit(m.pid, 15*time.Second) {
+	if m.pid > 0 && !proc.WaitExit(m.pid, 15*time.Second) {
 		b.log.Warn("mount process did not exit after unmount; killing it", "pid", m.pid)
 		_ = syscall.Kill(m.pid, syscall.SIGKILL)
-		waitExit(m.pid, 5*time.Second)
+		proc.WaitExit(m.pid, 5*time.Second)
 		if err == nil {
 			err = fmt.Errorf("mount process %d did not exit after unmount", m.pid)
 		}
@@ -310,80 +312,17 @@ func sweepStaleMounts(dir string, log *slog.Logger) {
 }
 
 func mountpoints() []string {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
+	ms, _ := mountinfo.Read()
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			out = append(out, unescapeMountinfo(f[4]))
-		}
+	for _, m := range ms {
+		out = append(out, m.Dir)
 	}
 	return out
 }
 
-// unescapeMountinfo undoes the octal escapes (\040 for space, ...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func isMounted(dir string) bool {
-	for _, mp := range mountpoints() {
-		if mp == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// waitExit waits for pid to exit (or become a zombie); it reports whether it did.
-func waitExit(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if err := syscall.Kill(pid, 0); err != nil {
-			return true
-		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-				return true
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// procStatusKB reads a "Name: N kB" field of /proc/PID/status, in bytes.
-func procStatusKB(pid int, field string) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			n, err := strconv.ParseInt(f[0], 10, 64)
-			return n << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+	_, ok := mountinfo.Find(dir)
+	return ok
 }
 
 // rssSampler records the largest VmRSS of pid until stopped, and the
@@ -403,7 +342,7 @@ func sampleRSS(pid int) *rssSampler {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if v, err := procStatusKB(pid, "VmRSS"); err == nil {
+			if v, err := proc.StatusBytes(pid, "VmRSS"); err == nil {
 				s.max = max(s.max, v)
 			}
 			select {
@@ -420,7 +359,7 @@ func sampleRSS(pid int) *rssSampler {
 func (s *rssSampler) peak() (int64, error) {
 	close(s.stop)
 	s.wg.Wait()
-	hwm, err := procStatusKB(s.pid, "VmHWM")
+	hwm, err := proc.StatusBytes(s.pid, "VmHWM")
 	if err != nil && s.max == 0 {
 		return 0, err
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 )
 
 // sizeFlag is a byte count given as 65536, 64KiB, 1MiB or 1GiB.
@@ -152,34 +154,6 @@ func copyExecutable(src, dst string) (string, error) {
 	return dst, out.Close()
 }
 
-// cpuSeconds returns the CPU time used so far by pid (0: this process).
-func cpuSeconds(pid int) float64 {
-	if pid == 0 {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return math.NaN()
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return math.NaN()
-	}
-	// Fields after the command name, which is in parentheses: state is
-	// field 3, utime and stime are fields 14 and 15, in clock ticks.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return math.NaN()
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return math.NaN()
-	}
-	return (ut + st) / 100 // USER_HZ
-}
-
 // cpuSpan measures the CPU time of pids between start and stop.
 type cpuSpan struct {
 	pids  []int
@@ -189,7 +163,7 @@ type cpuSpan struct {
 func startCPU(pids ...int) *cpuSpan {
 	c := &cpuSpan{pids: pids}
 	for _, p := range pids {
-		c.start = append(c.start, cpuSeconds(p))
+		c.start = append(c.start, proc.CPUSeconds(p))
 	}
 	return c
 }
@@ -198,7 +172,7 @@ func startCPU(pids ...int) *cpuSpan {
 func (c *cpuSpan) perGiB(n int64) []float64 {
 	out := make([]float64, len(c.pids))
 	for i, p := range c.pids {
-		out[i] = (cpuSeconds(p) - c.start[i]) / (float64(n) / (1 << 30))
+		out[i] = (proc.CPUSeconds(p) - c.start[i]) / (float64(n) / (1 << 30))
 	}
 	return out
 }
