@@ -132,7 +132,11 @@ func nextRequest(links []Link, cur request) (request, bool) {
 		if err != nil {
 			return request{}, false
 		}
-		next := request{method: http.MethodGet, url: base.ResolveReference(ref).String()}
+		abs := base.ResolveReference(ref)
+		if abs.Scheme != "http" && abs.Scheme != "https" {
+			return request{}, false // not a page we can fetch ("A:", "ftp://…")
+		}
+		next := request{method: http.MethodGet, url: abs.String()}
 		if l.Method == http.MethodPost {
 			next.method = http.MethodPost
 			next.body = []byte(l.Body)
@@ -140,10 +144,7 @@ func nextRequest(links []Link, cur request) (request, bool) {
 				next.body = []byte("{}")
 			}
 		}
-		if next.url != "" && (next.url[:5] == "http:" || next.url[:6] == "https:") {
-			return next, true
-		}
-		return request{}, false
+		return next, true
 	}
 	return request{}, false
 }
