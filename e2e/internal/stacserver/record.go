@@ -30,7 +30,11 @@ type Recorded struct {
 func (s *Server) Requests() []Recorded {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Recorded(nil), s.requests...)
+	out := make([]Recorded, len(s.requests))
+	for i, e := range s.requests {
+		out[i] = *e
+	}
+	return out
 }
 
 // ResetRequests empties the request log.
@@ -40,12 +44,13 @@ func (s *Server) ResetRequests() {
 	s.requests = nil
 }
 
-// recorder captures the status of a response for the log.
+// recorder captures the status of a response for the log. The entry is
+// in the log before the handler runs, so a client that has seen the
+// response always finds its request there.
 type recorder struct {
 	http.ResponseWriter
-	s      *Server
-	entry  Recorded
-	status int
+	s     *Server
+	entry *Recorded // in s.requests; Status guarded by s.mu
 }
 
 func (s *Server) record(w http.ResponseWriter, r *http.Request) *recorder {
@@ -62,20 +67,28 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request) *recorder {
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 		e.Body = body[:min(len(body), maxRecordedBody)]
 	}
-	return &recorder{ResponseWriter: w, s: s, entry: e}
+	s.mu.Lock()
+	s.requests = append(s.requests, &e)
+	s.mu.Unlock()
+	return &recorder{ResponseWriter: w, s: s, entry: &e}
+}
+
+// setStatus records the first status written.
+func (rec *recorder) setStatus(code int) {
+	rec.s.mu.Lock()
+	defer rec.s.mu.Unlock()
+	if rec.entry.Status == 0 {
+		rec.entry.Status = code
+	}
 }
 
 func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 {
-		rec.status = code
-	}
+	rec.setStatus(code)
 	rec.ResponseWriter.WriteHeader(code)
 }
 
 func (rec *recorder) Write(p []byte) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
+	rec.setStatus(http.StatusOK)
 	return rec.ResponseWriter.Write(p)
 }
 
@@ -84,13 +97,4 @@ func (rec *recorder) Flush() {
 	if f, ok := rec.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
-}
-
-// finish appends the entry to the log; it runs deferred, also when the
-// handler aborts the connection.
-func (rec *recorder) finish() {
-	rec.entry.Status = rec.status
-	rec.s.mu.Lock()
-	defer rec.s.mu.Unlock()
-	rec.s.requests = append(rec.s.requests, rec.entry)
 }

@@ -43,7 +43,7 @@ type Server struct {
 	filesAuth func(*http.Request) bool // guarded by mu
 	faults    []*faultState            // guarded by mu
 	faultFunc FaultFunc                // guarded by mu
-	requests  []Recorded               // guarded by mu
+	requests  []*Recorded              // guarded by mu (with each entry's Status)
 }
 
 // New starts a server with an empty catalog; its URL is known at once, so
@@ -168,9 +168,7 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.extra.Handle(pattern
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := s.record(w, r)
-	defer rec.finish()
-	w = rec
+	w = s.record(w, r)
 	w, ok := s.applyFaults(w, r)
 	if !ok {
 		return
