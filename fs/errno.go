@@ -17,17 +17,16 @@ import (
 //	not found (object, collection, item)            ENOENT
 //	denied, or credentials that cannot be renewed   EACCES
 //	object changed under an open handle (ETag)      ESTALE
-//	cancelled (FUSE INTERRUPT, e.g. Ctrl-C on cat)  EINTR
 //	everything else, after retries (timeouts too)   EIO
 //
+// There is no EINTR: an operation is cancelled only for a caller that is
+// dying (interrupt.go), which never sees the answer; it gets EIO.
 // Errnos inside the chain (ECONNRESET from a socket, say) are not passed
 // through: to a program reading the mount they are an I/O error.
 func toErrno(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
 	case errors.Is(err, objread.ErrNotFound), errors.Is(err, stacindex.ErrNotFound):
 		return syscall.ENOENT
 	case errors.Is(err, objread.ErrDenied), errors.Is(err, stacindex.ErrUnauthorized), creds.IsAuthError(err):
@@ -41,11 +40,12 @@ func toErrno(err error) syscall.Errno {
 // fail maps err to an errno and logs the original error once, with the
 // operation and the path it happened on, and without secrets (URLs lose
 // their query strings and user info: signed URLs carry credentials there).
-// Not-found and interruptions are normal and logged at debug level only.
+// Not-found and a dying caller's cancellation are normal and logged at
+// debug level only.
 func (f *fsys) fail(op, path string, err error) syscall.Errno {
 	e := toErrno(err)
 	lvl := slog.LevelWarn
-	if e == syscall.ENOENT || e == syscall.EINTR {
+	if e == syscall.ENOENT || errors.Is(err, context.Canceled) {
 		lvl = slog.LevelDebug
 	}
 	f.Log.Log(context.Background(), lvl, op+" failed", "path", "/"+trimSlash(path), "errno", errnoName(e), "err", objread.Redact(err))
@@ -68,8 +68,6 @@ func errnoName(e syscall.Errno) string {
 		return "EACCES"
 	case syscall.ESTALE:
 		return "ESTALE"
-	case syscall.EINTR:
-		return "EINTR"
 	case syscall.EIO:
 		return "EIO"
 	}

@@ -38,8 +38,10 @@ func TestToErrno(t *testing.T) {
 		{"credentials rejected", fmt.Errorf("api-key: %w", creds.ErrCredentialsRejected), syscall.EACCES},
 		{"changed", fmt.Errorf("read s3://b/k at 0: %w", objread.ErrChanged), syscall.ESTALE},
 		{"changed, through a part", fmt.Errorf("read x at 8388608: %w", fmt.Errorf("read x bytes 0-9: %w", objread.ErrChanged)), syscall.ESTALE},
-		{"cancelled", context.Canceled, syscall.EINTR},
-		{"cancelled, wrapped with a network error", fmt.Errorf("read: %w", errors.Join(reset, context.Canceled)), syscall.EINTR},
+		// Only a dying caller's request is cancelled (interrupt.go); it
+		// never reads the answer. No errno in the table is EINTR.
+		{"cancelled", context.Canceled, syscall.EIO},
+		{"cancelled, wrapped with a network error", fmt.Errorf("read: %w", errors.Join(reset, context.Canceled)), syscall.EIO},
 		{"deadline", context.DeadlineExceeded, syscall.EIO},
 		{"deadline, wrapped", fmt.Errorf("GET x: %w", context.DeadlineExceeded), syscall.EIO},
 		{"io timeout", fmt.Errorf("read x bytes 0-9: got 0 bytes: %w (nothing for 30s)", objread.ErrTimeout), syscall.EIO},

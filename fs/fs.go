@@ -15,9 +15,12 @@
 // path, testable without a kernel) and the node only copies bytes. Objects
 // are immutable per ETag, so the kernel page cache is kept across opens.
 //
-// Every remote call runs under the FUSE request's context, so an
-// interrupted read (Ctrl-C) cancels it; the stores bound each call with
-// their own deadlines. All nodes are safe for concurrent use.
+// Signals: a FUSE INTERRUPT does not cancel an operation unless the caller
+// is dying (see interrupt.go): a process that survives a signal never gets
+// EINTR, and a killed one is answered at once. Every remote call is bounded
+// by its own deadlines and retries; work that many callers share (a
+// listing, a HEAD, a prefetch, a credential renewal) runs detached from any
+// one caller's context. All nodes are safe for concurrent use.
 package fs
 
 import (
@@ -115,8 +118,13 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 	if opts.FsName == "" {
 		opts.FsName = "prescientfs"
 	}
-	srv, err := fusefs.Mount(dir, NewRoot(cfg), opts)
+	raw := newInterruptFilter(fusefs.NewNodeFS(NewRoot(cfg), opts))
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		return nil, err
 	}
 	if err := raiseReadahead(dir, int(opts.MaxReadAhead>>10)); err != nil && cfg.Log != nil {
