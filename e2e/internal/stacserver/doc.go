@@ -17,7 +17,10 @@
 // Path segments are percent-decoded one by one, so IDs with "/", "." or ".."
 // work when escaped as fixtures.PathSegment does. Item and collection
 // documents are written exactly as the catalog holds them, also inside
-// pages. bbox, datetime and other search filters are ignored.
+// pages. bbox, datetime and other search filters are ignored, except once
+// generated collections are served (AddGenerated, generated.go): then
+// /search and their items pages filter by datetime (and bbox), page with
+// pgstac-like keyset tokens, and items/{id} answers from the ID alone.
 //
 // Static files (Catalog.Files, SetFile) are served with Range, ETag and
 // conditional request support under /files/. Other paths go to handlers a

@@ -38,11 +38,18 @@ func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request, rest strin
 			writeError(w, http.StatusMethodNotAllowed, "use GET or POST")
 			return
 		}
-		s.search(w, r)
+		if len(s.generated()) > 0 {
+			s.searchAll(w, r)
+		} else {
+			s.search(w, r)
+		}
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeError(w, http.StatusMethodNotAllowed, "read-only API")
+		return
+	}
+	if s.serveGenerated(w, r, segs) {
 		return
 	}
 	ix := s.cat.Load()
@@ -105,6 +112,9 @@ func (s *Server) landing(w http.ResponseWriter, ix *catalogIndex) {
 	for _, c := range ix.cat.Collections {
 		links = append(links, fixtures.Link{Rel: "child", Href: fixtures.CollectionURL(self, c.ID), Type: "application/json"})
 	}
+	for _, g := range s.generated() {
+		links = append(links, fixtures.Link{Rel: "child", Href: fixtures.CollectionURL(self, g.ID), Type: "application/json"})
+	}
 	writeJSON(w, "application/json", mustJSON(map[string]any{
 		"type":         "Catalog",
 		"id":           "prescient-e2e",
@@ -124,6 +134,12 @@ func (s *Server) collections(w http.ResponseWriter, ix *catalogIndex) {
 			buf.WriteByte(',')
 		}
 		buf.Write(c.JSON)
+	}
+	for i, g := range s.generated() {
+		if i > 0 || len(ix.cat.Collections) > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(g.doc)
 	}
 	buf.WriteString(`],"links":`)
 	buf.Write(mustJSON([]fixtures.Link{

@@ -44,6 +44,9 @@ type Server struct {
 	faults    []*faultState            // guarded by mu
 	faultFunc FaultFunc                // guarded by mu
 	requests  []*Recorded              // guarded by mu (with each entry's Status)
+
+	genMu sync.Mutex
+	gens  []*genColl // guarded by genMu; replaced, never changed in place
 }
 
 // New starts a server with an empty catalog; its URL is known at once, so
