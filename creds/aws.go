@@ -191,11 +191,18 @@ func stsError(role string, err error) error {
 	return fmt.Errorf("STS AssumeRoleWithWebIdentity %s: %w", role, err)
 }
 
-// FileProxyProvider is an aws.CredentialsProvider for API-key mode: GET
-// {endpoint}fileproxy/credentials with the api-key header.
+// FileProxyProvider is an aws.CredentialsProvider that gets bucket
+// credentials as the SDK does without a role: GET
+// {endpoint}fileproxy/credentials with the api-key header (API-key mode) or
+// with Authorization: Bearer <id_token> (a signed-in person or a service
+// principal, when PRESCIENT_AWS_ROLE is unset).
 type FileProxyProvider struct {
-	URL    string
+	URL string
+	// APIKey is sent as the api-key header when Tokens is nil.
 	APIKey string
+	// Tokens, when set, supplies the bearer; a 401 or 403 makes it renew
+	// the token (Invalidate) and the request is sent once more.
+	Tokens TokenSource
 	Client *http.Client     // http.DefaultClient when nil
 	Now    func() time.Time // time.Now when nil
 	Log    *slog.Logger
@@ -217,15 +224,33 @@ type fileProxyCredentials struct {
 	Expiration      string `json:"expiration"`
 }
 
+// errFileProxyRefused is a 401 or 403 from the endpoint, before it is
+// explained to a person.
+var errFileProxyRefused = errors.New("refused")
+
 // Retrieve implements aws.CredentialsProvider.
 func (p *FileProxyProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	start := time.Now()
 	creds, err := p.fetch(ctx)
+	if errors.Is(err, errFileProxyRefused) && p.Tokens != nil {
+		// The API no longer takes the token (revoked, or its exp is
+		// behind the server's clock): renew it once and ask again.
+		p.Tokens.Invalidate()
+		creds, err = p.fetch(ctx)
+	}
 	p.once.Do(func() {
 		if p.stats == nil {
 			p.stats = &counters{}
 		}
 	})
+	if errors.Is(err, errFileProxyRefused) {
+		if p.Tokens != nil {
+			err = fmt.Errorf("%s refused the signed-in session (%v): is this account allowed to read the bucket? "+
+				"Sign in again with `prescientfs auth login`, or set %s: %w", p.URL, err, VarAWSRole, ErrCredentialsRejected)
+		} else {
+			err = fmt.Errorf("%s answered %v (check %s): %w", p.URL, err, VarAPIKey, ErrCredentialsRejected)
+		}
+	}
 	if err != nil {
 		p.stats.add(func(s *Stats) { s.CredentialFailures++ })
 		return aws.Credentials{}, err
@@ -236,9 +261,16 @@ func (p *FileProxyProvider) Retrieve(ctx context.Context) (aws.Credentials, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Info("renewed bucket credentials", "source", "fileproxy", "expires_in",
+	log.Info("renewed bucket credentials", "source", "fileproxy", "auth", p.authKind(), "expires_in",
 		p.Expiry().Sub(nowFunc(p.Now)()).Round(time.Second), "took", took.Round(time.Millisecond))
 	return creds, nil
+}
+
+func (p *FileProxyProvider) authKind() string {
+	if p.Tokens != nil {
+		return "bearer"
+	}
+	return "api-key"
 }
 
 func (p *FileProxyProvider) fetch(ctx context.Context) (aws.Credentials, error) {
@@ -246,7 +278,15 @@ func (p *FileProxyProvider) fetch(ctx context.Context) (aws.Credentials, error) 
 	if err != nil {
 		return aws.Credentials{}, err
 	}
-	req.Header.Set("api-key", p.APIKey)
+	if p.Tokens != nil {
+		tok, err := p.Tokens.Token(ctx)
+		if err != nil {
+			return aws.Credentials{}, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Value)
+	} else {
+		req.Header.Set("api-key", p.APIKey)
+	}
 	req.Header.Set("Accept", "application/json")
 	hc := p.Client
 	if hc == nil {
@@ -260,7 +300,7 @@ func (p *FileProxyProvider) fetch(ctx context.Context) (aws.Credentials, error) 
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return aws.Credentials{}, fmt.Errorf("%s answered %s (check %s): %w", p.URL, resp.Status, VarAPIKey, ErrCredentialsRejected)
+		return aws.Credentials{}, fmt.Errorf("%s %w", resp.Status, errFileProxyRefused)
 	case resp.StatusCode != http.StatusOK:
 		return aws.Credentials{}, fmt.Errorf("bucket credentials from %s: %s", p.URL, resp.Status)
 	}

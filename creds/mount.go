@@ -21,7 +21,8 @@ type MountAuth struct {
 	// OnUnauthorized is called when the API answered 401; the next Header
 	// renews the token. Retry the request once.
 	OnUnauthorized func()
-	// S3Creds signs bucket requests; nil means the AWS default chain. It is
+	// S3Creds signs bucket requests: STS with PRESCIENT_AWS_ROLE, else the
+	// API's fileproxy (nil only without Prescient settings). It is
 	// an *aws.CredentialsCache (Invalidate renews after a stale-credential 403).
 	S3Creds aws.CredentialsProvider
 	// Region is PRESCIENT_AWS_REGION (may be empty).
@@ -129,7 +130,15 @@ func NewMountAuth(ctx context.Context, s *Settings, o Options) (*MountAuth, erro
 				Now: o.Now, Log: log, Margin: o.Margin, stats: stats}
 			m.S3Creds, m.CredentialsExpiry = NewCredentialsCache(wp), wp.Expiry
 		} else {
-			log.Info("no " + VarAWSRole + ": bucket requests use the AWS default credential chain")
+			// As the SDK since 0.4: without a role, the API's fileproxy
+			// hands out bucket credentials for the user's token.
+			u, err := URLJoin(s.EndpointURL, "fileproxy/credentials")
+			if err != nil {
+				return nil, err
+			}
+			fp := &FileProxyProvider{URL: u, Tokens: b, Client: o.HTTPClient, Now: o.Now, Log: log, Margin: o.Margin, stats: stats}
+			m.S3Creds, m.CredentialsExpiry = NewCredentialsCache(fp), fp.Expiry
+			log.Info("no "+VarAWSRole+": bucket credentials come from the API's fileproxy", "url", u)
 		}
 	}
 	if o.NoCheck {

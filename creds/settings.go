@@ -1,8 +1,6 @@
 package creds
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -24,7 +22,17 @@ const (
 	VarTenantID     = "PRESCIENT_TENANT_ID"
 	VarAWSRole      = "PRESCIENT_AWS_ROLE"
 	VarAWSRegion    = "PRESCIENT_AWS_REGION"
-	// Added by prescientfs.
+	// Read by the SDK for Google sign-in.
+	VarGoogleClientSecret = "PRESCIENT_GOOGLE_CLIENT_SECRET"
+	VarGoogleRedirectPort = "PRESCIENT_GOOGLE_REDIRECT_PORT"
+	// Read by the SDK and accepted here, with no effect on a read-only mount.
+	VarAuthTokenPath     = "PRESCIENT_AUTH_TOKEN_PATH" // deprecated in the SDK
+	VarUploadRole        = "PRESCIENT_UPLOAD_ROLE"
+	VarUploadBucket      = "PRESCIENT_UPLOAD_BUCKET"
+	VarIngestEndpointURL = "PRESCIENT_INGEST_ENDPOINT_URL" // SDK 0.4.3
+	// Added by prescientfs: never needed in config.env (the SDK rejects
+	// keys it does not know there); set them in the environment, or let
+	// `auth login` save the non-secret ones in the profile.
 	VarClientSecret = "PRESCIENT_CLIENT_SECRET"
 	VarScopes       = "PRESCIENT_SCOPES"               // space- or comma-separated
 	VarSTSDuration  = "PRESCIENT_AWS_SESSION_DURATION" // seconds; 0 omits DurationSeconds
@@ -35,9 +43,13 @@ const (
 // Defaults.
 const (
 	DefaultAuthProvider = "microsoft"
-	DefaultScope        = "https://graph.microsoft.com/.default"
-	DefaultProfile      = "default"
-	DefaultSTSDuration  = time.Hour
+	// ProviderGoogle is PRESCIENT_AUTH_PROVIDER=google.
+	ProviderGoogle     = "google"
+	DefaultScope       = "https://graph.microsoft.com/.default"
+	DefaultProfile     = "default"
+	DefaultSTSDuration = time.Hour
+	// DefaultGoogleRedirectPort is the SDK's loopback port for Google sign-in.
+	DefaultGoogleRedirectPort = 8765
 	// EnvFileName is read from the working directory when --env-file is not given.
 	EnvFileName = "config.env"
 )
@@ -46,18 +58,25 @@ type varInfo struct {
 	name     string
 	secret   bool // masked in Entries, never saved in a profile
 	profiled bool // saved with a profile by `auth login`
+	sdk      bool // a field of the SDK's Settings (allowed in config.env)
 }
 
 // vars lists every setting in display order.
 var vars = []varInfo{
-	{name: VarEndpointURL, profiled: true},
-	{name: VarAPIKey, secret: true},
-	{name: VarAuthProvider, profiled: true},
-	{name: VarClientID, profiled: true},
-	{name: VarAuthURL, profiled: true},
-	{name: VarTenantID, profiled: true},
-	{name: VarAWSRole, profiled: true},
-	{name: VarAWSRegion, profiled: true},
+	{name: VarEndpointURL, profiled: true, sdk: true},
+	{name: VarAPIKey, secret: true, sdk: true},
+	{name: VarAuthProvider, profiled: true, sdk: true},
+	{name: VarClientID, profiled: true, sdk: true},
+	{name: VarAuthURL, profiled: true, sdk: true},
+	{name: VarTenantID, profiled: true, sdk: true},
+	{name: VarAWSRole, profiled: true, sdk: true},
+	{name: VarAWSRegion, profiled: true, sdk: true},
+	{name: VarGoogleClientSecret, secret: true, sdk: true},
+	{name: VarGoogleRedirectPort, profiled: true, sdk: true},
+	{name: VarAuthTokenPath, sdk: true},
+	{name: VarUploadRole, sdk: true},
+	{name: VarUploadBucket, sdk: true},
+	{name: VarIngestEndpointURL, sdk: true},
 	{name: VarClientSecret, secret: true},
 	{name: VarScopes, profiled: true},
 	{name: VarSTSDuration, profiled: true},
@@ -92,7 +111,10 @@ type Settings struct {
 	AWSRole      string
 	AWSRegion    string
 	ClientSecret string
-	Scopes       []string
+	// GoogleClientSecret and GoogleRedirectPort are the Google provider's.
+	GoogleClientSecret string
+	GoogleRedirectPort int
+	Scopes             []string
 	// STSDuration is DurationSeconds for AssumeRoleWithWebIdentity; 0
 	// omits it, so the web identity token's exp decides.
 	STSDuration time.Duration
@@ -104,12 +126,17 @@ type Settings struct {
 	values   map[string]string
 	sources  map[string]Source
 	lookedIn []string // human descriptions of where settings were looked for
+	envFile  string   // the config.env read, "" when none
+	file     *dotenvFile
 }
 
 // LoadOptions says where Load looks.
 type LoadOptions struct {
 	// LookupEnv reads the process environment; os.LookupEnv when nil.
 	LookupEnv func(string) (string, bool)
+	// Environ lists the process environment, for names in another case
+	// (prescient_endpoint_url); os.Environ when both it and LookupEnv are nil.
+	Environ func() []string
 	// Dir is the working directory holding config.env; "." when empty.
 	Dir string
 	// EnvFile is --env-file; it must exist. Replaces Dir/config.env.
@@ -126,11 +153,30 @@ type LoadOptions struct {
 func Load(o LoadOptions) (*Settings, error) {
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
+		if o.Environ == nil {
+			o.Environ = os.Environ
+		}
 	}
 	s := &Settings{values: map[string]string{}, sources: map[string]Source{}}
+	// As pydantic-settings with case_sensitive=False: names in any case;
+	// a variable set to "" counts (it overrides config.env).
+	anyCase := map[string]string{}
+	if o.Environ != nil {
+		for _, kv := range o.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				anyCase[strings.ToUpper(k)] = v
+			}
+		}
+	}
 	layers := []layer{
 		{Source{Kind: "flag"}, mapGetter(o.Flags)},
-		{Source{Kind: "env"}, func(k string) (string, bool) { v, ok := o.LookupEnv(k); return v, ok && v != "" }},
+		{Source{Kind: "env"}, func(k string) (string, bool) {
+			if v, ok := o.LookupEnv(k); ok {
+				return v, true
+			}
+			v, ok := anyCase[k]
+			return v, ok
+		}},
 	}
 	s.lookedIn = append(s.lookedIn, "the environment")
 
@@ -146,11 +192,19 @@ func Load(o LoadOptions) (*Settings, error) {
 	if abs, err := filepath.Abs(envFile); err == nil {
 		envFile = abs
 	}
-	fileVals, err := readEnvFile(envFile)
+	file, err := readDotenv(envFile, o.LookupEnv)
 	switch {
 	case err == nil:
 		s.lookedIn = append(s.lookedIn, envFile)
-		layers = append(layers, layer{Source{Kind: "file", Where: envFile}, mapGetter(fileVals)})
+		s.envFile, s.file = envFile, file
+		upper := map[string]string{}
+		for _, k := range file.keys {
+			upper[strings.ToUpper(k)] = file.values[k]
+		}
+		layers = append(layers, layer{Source{Kind: "file", Where: envFile}, func(k string) (string, bool) {
+			v, ok := upper[k]
+			return v, ok
+		}})
 	case errors.Is(err, os.ErrNotExist) && !explicit:
 		s.lookedIn = append(s.lookedIn, envFile+" (not found)")
 	case errors.Is(err, os.ErrNotExist):
@@ -226,7 +280,7 @@ func mapGetter(m map[string]string) func(string) (string, bool) {
 }
 
 // fill copies values into the typed fields, applying defaults.
-func (s *Settings) fill() error {
+func (s *Settings) fill() (err error) {
 	def := func(name, val string) string {
 		if v := s.values[name]; v != "" {
 			return v
@@ -244,6 +298,11 @@ func (s *Settings) fill() error {
 	s.AWSRole = s.values[VarAWSRole]
 	s.AWSRegion = s.values[VarAWSRegion]
 	s.ClientSecret = s.values[VarClientSecret]
+	s.GoogleClientSecret = s.values[VarGoogleClientSecret]
+	port := def(VarGoogleRedirectPort, strconv.Itoa(DefaultGoogleRedirectPort))
+	if s.GoogleRedirectPort, err = strconv.Atoi(port); err != nil || s.GoogleRedirectPort < 0 || s.GoogleRedirectPort > 65535 {
+		return fmt.Errorf("%w: %s=%q (%s): want a port number", ErrNotConfigured, VarGoogleRedirectPort, port, s.sources[VarGoogleRedirectPort])
+	}
 	s.Scopes = strings.FieldsFunc(def(VarScopes, DefaultScope), func(r rune) bool { return r == ' ' || r == ',' })
 	d := def(VarSTSDuration, strconv.Itoa(int(DefaultSTSDuration/time.Second)))
 	secs, err := strconv.Atoi(d)
@@ -286,8 +345,14 @@ func (s *Settings) Validate() error {
 	need := []string{VarEndpointURL}
 	if s.APIKey == "" {
 		need = append(need, VarClientID, VarAuthURL)
-		if s.AuthProvider == DefaultAuthProvider {
+		switch s.AuthProvider {
+		case DefaultAuthProvider:
 			need = append(need, VarTenantID)
+		case ProviderGoogle:
+			need = append(need, VarGoogleClientSecret)
+		default:
+			return fmt.Errorf("%w: %s=%q (%s): want microsoft or google", ErrNotConfigured,
+				VarAuthProvider, s.AuthProvider, s.sources[VarAuthProvider])
 		}
 	}
 	var missing []string
@@ -382,39 +447,36 @@ func URLJoin(base, ref string) (string, error) {
 	return b.ResolveReference(r).String(), nil
 }
 
-// readEnvFile parses a dotenv file as python-dotenv does for the common
-// cases: KEY=VALUE lines, optional "export ", # comments, single or double
-// quotes.
-func readEnvFile(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// FileWarnings lists what in config.env the Python SDK would reject or
+// skip: keys that are not fields of its Settings (pydantic's
+// extra_forbidden fails the whole file) and lines python-dotenv cannot
+// parse. prescientfs reads those keys all the same.
+func (s *Settings) FileWarnings() []string {
+	if s.file == nil {
+		return nil
 	}
-	m := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	sdk := map[string]bool{}
+	for _, v := range vars {
+		sdk[v.name] = v.sdk
+	}
+	var out []string
+	for _, k := range s.file.keys {
+		if sdk[strings.ToUpper(k)] {
 			continue
 		}
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", path, n)
+		hint := "remove it"
+		if _, ours := sdk[strings.ToUpper(k)]; ours {
+			hint = "set it in the environment instead (or let `prescientfs auth login` save it in the profile)"
 		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch {
-		case len(v) >= 2 && v[0] == '"' && strings.LastIndexByte(v, '"') > 0:
-			v = v[1:strings.LastIndexByte(v, '"')]
-			v = strings.NewReplacer(`\n`, "\n", `\"`, `"`, `\\`, `\`).Replace(v)
-		case len(v) >= 2 && v[0] == '\'' && strings.LastIndexByte(v, '\'') > 0:
-			v = v[1:strings.LastIndexByte(v, '\'')]
-		default:
-			if i := strings.Index(v, " #"); i >= 0 {
-				v = strings.TrimSpace(v[:i])
-			}
-		}
-		m[k] = v
+		out = append(out, fmt.Sprintf("%s in %s: the Python SDK rejects keys it does not know (extra_forbidden); %s",
+			k, s.envFile, hint))
 	}
-	return m, sc.Err()
+	if len(s.file.skipped) > 0 {
+		out = append(out, fmt.Sprintf("%s: lines %s do not parse as KEY=VALUE; python-dotenv and prescientfs skip them",
+			s.envFile, s.file.skippedString()))
+	}
+	if s.values[VarIngestEndpointURL] != "" && s.sources[VarIngestEndpointURL].Kind == "file" {
+		out = append(out, VarIngestEndpointURL+" is known to the SDK from 0.4.3; 0.4.2 and older reject it")
+	}
+	return out
 }

@@ -59,7 +59,9 @@ type authStack struct {
 
 	rejected       atomic.Int64 // STAC requests refused (bad or expired bearer, wrong key)
 	fileproxyCalls atomic.Int64
-	stsCalls       atomic.Int64
+	// fileproxyBearerCalls counts fileproxy calls authorized by a bearer.
+	fileproxyBearerCalls atomic.Int64
+	stsCalls             atomic.Int64
 
 	mu      sync.Mutex
 	secrets []string // STS and fileproxy secrets handed out; guarded by mu
@@ -183,14 +185,23 @@ func (a *authStack) remember(groups ...[][][]byte) {
 	}
 }
 
-// fileproxy is GET {endpoint}fileproxy/credentials: fresh MinIO session
+// fileproxy is GET {endpoint}fileproxy/credentials (api-key or bearer): fresh MinIO session
 // credentials (STS AssumeRole with the root user) announced to expire in
 // fileproxyLifetime, so that the mount renews them often.
 func (a *authStack) fileproxy(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("api-key") != a.apiKey {
-		a.rejected.Add(1)
-		http.Error(w, `{"detail":"invalid api key"}`, http.StatusUnauthorized)
+	// As the Prescient API: the api-key header, or (no role configured)
+	// the signed-in user's id_token as a bearer.
+	if r.Header.Get("api-key") != "" || r.Header.Get("Authorization") == "" {
+		if r.Header.Get("api-key") != a.apiKey {
+			a.rejected.Add(1)
+			http.Error(w, `{"detail":"invalid api key"}`, http.StatusUnauthorized)
+			return
+		}
+	} else if !a.allowed(r) {
+		http.Error(w, `{"detail":"invalid token"}`, http.StatusUnauthorized)
 		return
+	} else {
+		a.fileproxyBearerCalls.Add(1)
 	}
 	a.fileproxyCalls.Add(1)
 	c := sts.New(sts.Options{

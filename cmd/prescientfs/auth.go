@@ -47,6 +47,9 @@ func prescientAuth(ctx context.Context, c *cli.Context, log *slog.Logger) (*cred
 	if !s.Configured() {
 		return nil, nil
 	}
+	for _, warn := range s.FileWarnings() {
+		log.Warn(warn)
+	}
 	ma, err := creds.NewMountAuth(ctx, s, creds.Options{Log: log})
 	if err != nil {
 		return nil, err

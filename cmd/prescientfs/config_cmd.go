@@ -51,5 +51,11 @@ func configShow(c *cli.Context) error {
 		fmt.Fprintf(w, "mode\tnot configured (%s unset): mount needs --stac-url\n", creds.VarEndpointURL)
 	}
 	fmt.Fprintf(w, "session store\t%s (default profile in %s)\n", s.Store.Dir, s.Store.DefaultFile)
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range s.FileWarnings() {
+		fmt.Fprintf(c.App.Writer, "warning: %s\n", warn)
+	}
+	return nil
 }
