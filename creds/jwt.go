@@ -16,6 +16,7 @@ type jwtClaims struct {
 	PreferredUsername string `json:"preferred_username"`
 	TenantID          string `json:"tid"`
 	Subject           string `json:"sub"`
+	Email             string `json:"email"`
 }
 
 var errNotJWT = errors.New("not a JWT")

@@ -59,9 +59,12 @@ type Options struct {
 }
 
 // NewIdentity returns the identity the settings select for the token modes:
-// a service principal with PRESCIENT_CLIENT_SECRET, else the profile's
-// saved session.
+// Google sign-in with PRESCIENT_AUTH_PROVIDER=google, a service principal
+// with PRESCIENT_CLIENT_SECRET, else the profile's saved MSAL session.
 func NewIdentity(s *Settings, o ClientOptions) (Identity, error) {
+	if s.AuthProvider == ProviderGoogle {
+		return NewGoogleClient(s, o)
+	}
 	if s.Mode() == ModeServicePrincipal {
 		return NewConfidentialClient(s, o)
 	}

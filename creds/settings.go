@@ -332,7 +332,7 @@ func (s *Settings) Mode() Mode {
 	switch {
 	case s.APIKey != "":
 		return ModeAPIKey
-	case s.ClientSecret != "":
+	case s.ClientSecret != "" && s.AuthProvider != ProviderGoogle:
 		return ModeServicePrincipal
 	}
 	return ModeUser

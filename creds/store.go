@@ -29,6 +29,7 @@ type Store struct {
 
 const (
 	tokensFile   = "tokens.json"
+	googleFile   = "google.json" // the Google provider's refresh token
 	settingsFile = "settings.json"
 	lockFile     = ".lock"
 )
@@ -63,6 +64,11 @@ func (s *Store) settingsPath(profile string) string {
 // TokenPath is the profile's MSAL token cache.
 func (s *Store) TokenPath(profile string) string {
 	return filepath.Join(s.ProfileDir(profile), tokensFile)
+}
+
+// GoogleTokenPath is the profile's Google session (PRESCIENT_AUTH_PROVIDER=google).
+func (s *Store) GoogleTokenPath(profile string) string {
+	return filepath.Join(s.ProfileDir(profile), googleFile)
 }
 
 func (s *Store) lockPath(profile string) string {
@@ -154,10 +160,15 @@ func (s *Store) SaveProfile(ctx context.Context, profile string, values map[stri
 	return writeFileAtomic(s.settingsPath(profile), append(data, '\n'))
 }
 
-// HasSession reports whether the profile has a saved token cache.
+// HasSession reports whether the profile has a saved session (MSAL's
+// token cache or a Google refresh token).
 func (s *Store) HasSession(profile string) bool {
-	fi, err := os.Stat(s.TokenPath(profile))
-	return err == nil && fi.Size() > 2
+	for _, p := range []string{s.TokenPath(profile), s.GoogleTokenPath(profile)} {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // Logout forgets the profile's tokens; its settings stay.
@@ -167,8 +178,10 @@ func (s *Store) Logout(ctx context.Context, profile string) error {
 		return err
 	}
 	defer unlock()
-	if err := os.Remove(s.TokenPath(profile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	for _, p := range []string{s.TokenPath(profile), s.GoogleTokenPath(profile)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
@@ -194,7 +207,7 @@ func (s *Store) CopyProfile(ctx context.Context, from, to string) error {
 		return err
 	}
 	defer unlockTo()
-	for _, name := range []string{settingsFile, tokensFile} {
+	for _, name := range []string{settingsFile, tokensFile, googleFile} {
 		data, err := os.ReadFile(filepath.Join(s.ProfileDir(from), name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

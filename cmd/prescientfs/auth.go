@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
+	"github.com/pkg/browser"
 	"github.com/urfave/cli/v2"
 
 	"github.com/prescient/prescientfs/creds"
@@ -65,10 +67,11 @@ func authCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "login",
-				Usage: "sign in (device code by default) and save the session in the profile",
+				Usage: "sign in (with a browser where one can open, else by device code or a printed URL) and save the session in the profile",
 				Flags: append(authFlags(),
-					&cli.BoolFlag{Name: "device-code", Usage: "sign in with a code on another device (default; works over SSH)"},
-					&cli.BoolFlag{Name: "browser", Usage: "sign in with a browser on this machine"},
+					&cli.BoolFlag{Name: "device-code", Usage: "Microsoft: sign in with a code on another device (the default without a display, e.g. over SSH)"},
+					&cli.BoolFlag{Name: "browser", Usage: "sign in with a browser on this machine (the default where one can be opened)"},
+					&cli.BoolFlag{Name: "no-browser", Usage: "Google: print the sign-in URL instead of opening a browser"},
 				),
 				Action: authLogin,
 			},
@@ -117,17 +120,11 @@ func authLogin(c *cli.Context) error {
 	}
 	ctx, cancel := interruptible(c)
 	defer cancel()
-	pc, err := creds.NewPublicClient(s, creds.ClientOptions{})
-	if err != nil {
-		return err
-	}
 	var tok creds.Token
-	if c.Bool("browser") {
-		tok, err = pc.LoginBrowser(ctx, nil)
+	if s.AuthProvider == creds.ProviderGoogle {
+		tok, err = googleLogin(ctx, c, s)
 	} else {
-		tok, err = pc.LoginDeviceCode(ctx, func(info creds.DeviceCodeInfo) {
-			printDeviceCode(c.App.ErrWriter, info)
-		})
+		tok, err = microsoftLogin(ctx, c, s)
 	}
 	if err != nil {
 		return err
@@ -140,9 +137,65 @@ func authLogin(c *cli.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(errWriter(c), "prescientfs: signed in as %s (tenant %s); session saved in profile %q (%s)\n",
-		tok.Username, tok.TenantID, s.Profile, s.Store.ProfileDir(s.Profile))
+	tenant := ""
+	if tok.TenantID != "" {
+		tenant = " (tenant " + tok.TenantID + ")"
+	}
+	fmt.Fprintf(errWriter(c), "prescientfs: signed in as %s%s; session saved in profile %q (%s)\n",
+		tok.Username, tenant, s.Profile, s.Store.ProfileDir(s.Profile))
 	return nil
+}
+
+// canOpenBrowser reports whether a browser can be opened on this machine,
+// as `az login` decides: not over SSH, and on Linux only with a display.
+func canOpenBrowser() bool {
+	if os.Getenv("SSH_CONNECTION") != "" || os.Getenv("SSH_TTY") != "" {
+		return false
+	}
+	switch runtime.GOOS {
+	case "darwin", "windows":
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+// microsoftLogin signs in with MSAL: the browser (as the SDK's
+// acquire_token_interactive) where one can be opened or with --browser,
+// else the device code.
+func microsoftLogin(ctx context.Context, c *cli.Context, s *creds.Settings) (creds.Token, error) {
+	pc, err := creds.NewPublicClient(s, creds.ClientOptions{})
+	if err != nil {
+		return creds.Token{}, err
+	}
+	if c.Bool("browser") || (!c.Bool("device-code") && canOpenBrowser()) {
+		return pc.LoginBrowser(ctx, nil)
+	}
+	return pc.LoginDeviceCode(ctx, func(info creds.DeviceCodeInfo) {
+		printDeviceCode(c.App.ErrWriter, info)
+	})
+}
+
+// googleLogin runs Google's installed-app flow: the browser opens where it
+// can; otherwise the URL is printed and the command waits for the browser
+// (on any machine whose localhost port reaches this one) to come back.
+func googleLogin(ctx context.Context, c *cli.Context, s *creds.Settings) (creds.Token, error) {
+	if c.Bool("device-code") {
+		return creds.Token{}, errors.New("there is no device code for Google sign-in: use the printed URL (see --no-browser)")
+	}
+	g, err := creds.NewGoogleClient(s, creds.ClientOptions{})
+	if err != nil {
+		return creds.Token{}, err
+	}
+	var open func(string) error
+	if c.Bool("browser") || (!c.Bool("no-browser") && canOpenBrowser()) {
+		open = browser.OpenURL
+	}
+	w := errWriter(c)
+	return g.Login(ctx, open, func(p creds.GoogleLoginPrompt) {
+		fmt.Fprintf(w, "To sign in with Google, open this URL in a browser:\nURL: %s\n", p.URL)
+		fmt.Fprintf(w, "Waiting for the browser to return to %s (%s).\n", p.RedirectURI, creds.VarGoogleRedirectPort)
+		fmt.Fprintf(w, "Over SSH, forward the port first from your computer: ssh -L %d:localhost:%d <this host>\n", p.Port, p.Port)
+	})
 }
 
 // printDeviceCode tells the person where to go; the "URL:" and "Code:"

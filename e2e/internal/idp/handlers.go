@@ -21,6 +21,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+t+"/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("GET "+t+"/oauth2/v2.0/authorize", s.authorize)
 	mux.HandleFunc("/devicelogin", s.deviceLogin)
+	s.googleRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.logf != nil {
 			s.logf("idp: %s %s", r.Method, r.URL.Path)
@@ -288,6 +289,7 @@ func (s *Server) issueLocked(user User, clientID, scope string, refresh bool) ma
 		"iss": s.Issuer(), "sub": user.OID, "aud": clientID, "exp": now.Add(s.lifetime).Unix(),
 		"iat": now.Unix(), "nbf": now.Unix(), "oid": user.OID, "tid": s.Tenant,
 		"preferred_username": user.Username, "name": user.Name, "ver": "2.0", "policy": s.policy,
+		"email": user.Username, "email_verified": true,
 	}
 	atLifetime := s.lifetime * 3 / 2
 	atClaims := map[string]any{

@@ -70,6 +70,10 @@ type Stats struct {
 	AuthCodeGrants     int // tokens issued for a browser sign-in
 	RejectedRefreshes  int // refresh tokens refused (revoked or unknown)
 	RejectedClientAuth int // client secrets refused
+	// GoogleAuthCodeGrants and GoogleRefreshGrants count the Google-shaped
+	// token endpoint's grants (/o/oauth2/token).
+	GoogleAuthCodeGrants int
+	GoogleRefreshGrants  int
 }
 
 // Server is a running IdP. Its methods are safe for concurrent use.

@@ -1,0 +1,109 @@
+package idp_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescient/prescientfs/creds"
+	"github.com/prescient/prescientfs/e2e/internal/idp"
+)
+
+// googleLogin signs in with creds.GoogleClient (golang.org/x/oauth2) and
+// the IdP's fake browser following /o/oauth2/auth to the loopback redirect.
+func googleLogin(t *testing.T, ctx context.Context, s *idp.Server, g *creds.GoogleClient) creds.Token {
+	t.Helper()
+	browserErr := make(chan error, 1)
+	tok, err := g.Login(ctx, nil, func(p creds.GoogleLoginPrompt) {
+		go func() { browserErr <- s.BrowserSignIn(p.URL) }()
+	})
+	if err != nil {
+		t.Fatalf("google login: %v", err)
+	}
+	if err := <-browserErr; err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return tok
+}
+
+// TestGoogleSignIn: the installed-app flow with PKCE through the real
+// oauth2 library, a refresh-token renewal per short token, the refresh
+// token saved 0600 in the profile, revocation → ErrLoginRequired, a new
+// login healing the same client.
+func TestGoogleSignIn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := idp.StartT(t, idp.Options{TokenLifetime: 2 * time.Second})
+	const secret = "google-client-secret-1"
+	s.SetClientSecret(s.ClientID, secret)
+	cfg := t.TempDir()
+	settings := settingsFor(t, s, cfg, map[string]string{
+		creds.VarAuthProvider: "google", creds.VarTenantID: "", creds.VarGoogleClientSecret: secret,
+		creds.VarGoogleRedirectPort: "0",
+	})
+	if err := settings.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := creds.NewIdentity(settings, creds.ClientOptions{HTTPClient: s.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := id.(*creds.GoogleClient)
+	if _, err := g.Token(ctx, false); !errors.Is(err, creds.ErrLoginRequired) {
+		t.Fatalf("before login: %v", err)
+	}
+	tok := googleLogin(t, ctx, s, g)
+	if c, err := s.Verify(tok.Value); err != nil || tok.Username != "alice@example.test" || c["email"] != tok.Username {
+		t.Fatalf("id_token %v: %v", tok, err)
+	}
+	fi, err := os.Stat(settings.Store.GoogleTokenPath(settings.Profile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("session file: %v %v", fi, err)
+	}
+	if st := s.Stats(); st.GoogleAuthCodeGrants != 1 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The saved id_token while valid; a forced call refreshes.
+	again, err := g.Token(ctx, false)
+	if err != nil || again.Value != tok.Value {
+		t.Fatalf("cached token: %v", err)
+	}
+	b := creds.NewBearer(g, creds.BearerOptions{})
+	for i := range 3 {
+		time.Sleep(1500 * time.Millisecond)
+		nt, err := b.Token(ctx)
+		if err != nil {
+			t.Fatalf("renewal %d: %v", i, err)
+		}
+		if _, err := s.Verify(nt.Value); err != nil {
+			t.Fatalf("renewal %d: %v", i, err)
+		}
+	}
+	if st := s.Stats(); st.GoogleRefreshGrants < 2 {
+		t.Errorf("refresh grants %d, want renewals", st.GoogleRefreshGrants)
+	}
+	data, _ := os.ReadFile(settings.Store.GoogleTokenPath(settings.Profile))
+	if !strings.Contains(string(data), "refresh_token") {
+		t.Error("refresh token not kept after refreshes without a new one")
+	}
+
+	s.RevokeRefreshTokens()
+	_, revokedErr := g.Token(ctx, true)
+	if !errors.Is(revokedErr, creds.ErrLoginRequired) {
+		t.Fatalf("revoked: %v", revokedErr)
+	}
+	other, _ := creds.NewGoogleClient(settings, creds.ClientOptions{HTTPClient: s.HTTPClient()})
+	googleLogin(t, ctx, s, other)
+	if _, err := g.Token(ctx, true); err != nil {
+		t.Fatalf("after a new login elsewhere: %v", err)
+	}
+	for _, sec := range append(s.IssuedSecrets(), secret) {
+		if strings.Contains(revokedErr.Error(), sec) {
+			t.Fatal("a secret in an error")
+		}
+	}
+}
