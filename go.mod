@@ -13,9 +13,10 @@ require (
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/pkg/browser v0.0.0-20210911075715-681adbf594b8
 	github.com/urfave/cli/v2 v2.27.7
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.24.0
-	golang.org/x/sys v0.29.0
+	golang.org/x/sys v0.45.0
 )
 
 require (

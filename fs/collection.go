@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -10,7 +11,10 @@ import (
 	"github.com/prescient/prescientfs/stacindex"
 )
 
-// collectionDir holds collection.json and one directory per item.
+// collectionDir holds collection.json and, by the collection's layout,
+// one directory per item (flat) or one per year (date). Every item is
+// reachable by its name in any layout: a lookup asks the catalog for that
+// item (GET .../items/{id}), never for a listing.
 type collectionDir struct {
 	fusefs.Inode
 	readOnly
@@ -31,16 +35,31 @@ func (d *collectionDir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *
 }
 
 func (d *collectionDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	layout, err := d.fs.Tree.Layout(ctx, d.id)
+	if err != nil {
+		return nil, d.fs.fail("readdir", d.Path(nil), err)
+	}
+	fixed := []fuse.DirEntry{{Name: stacindex.CollectionJSON, Mode: syscall.S_IFREG, Ino: ino(d.id, stacindex.CollectionJSON)}}
+	if layout == stacindex.LayoutDate {
+		ext, err := d.fs.Tree.Extent(ctx, d.id)
+		if err != nil {
+			return nil, d.fs.fail("readdir", d.Path(nil), err)
+		}
+		first, last := ext.YearRange(d.fs.Tree.Now())
+		for y := first; y <= last; y++ {
+			fixed = append(fixed, fuse.DirEntry{Name: fmt.Sprintf("%04d", y), Mode: syscall.S_IFDIR, Ino: ino(d.id, "year", fmt.Sprint(y))})
+		}
+		return fusefs.NewListDirStream(fixed), 0
+	}
 	items, err := d.fs.Tree.Items(ctx, d.id)
 	if err != nil {
 		return nil, d.fs.fail("readdir", d.Path(nil), err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(items)+1)
-	entries = append(entries, fuse.DirEntry{Name: stacindex.CollectionJSON, Mode: syscall.S_IFREG, Ino: ino(d.id, stacindex.CollectionJSON)})
-	for _, it := range items {
-		entries = append(entries, fuse.DirEntry{Name: it.Name, Mode: syscall.S_IFDIR, Ino: ino(d.id, it.ID)})
-	}
-	return fusefs.NewListDirStream(entries), 0
+	path := d.Path(nil)
+	return &listStream{fixed: fixed, listing: items,
+		ino:     func(id string) uint64 { return ino(d.id, id) },
+		onError: func(err error) syscall.Errno { return d.fs.fail("readdir", path, err) },
+	}, 0
 }
 
 func (d *collectionDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
@@ -48,15 +67,36 @@ func (d *collectionDir) Lookup(ctx context.Context, name string, out *fuse.Entry
 		node := &jsonFile{fs: d.fs, load: d.collectionJSON}
 		return d.lookupJSON(ctx, node, out, ino(d.id, name))
 	}
-	it, err := d.fs.Tree.Item(ctx, d.id, name)
+	if stacindex.IsYearName(name) {
+		return d.lookupYear(ctx, name, out)
+	}
+	it, err := d.fs.Tree.ItemByName(ctx, d.id, name)
 	if err != nil {
 		return nil, d.fs.fail("lookup", d.Path(nil)+"/"+name, err)
 	}
-	out.Mode = dirMode
-	setTime(&out.Attr, it.Time)
-	d.fs.setOwner(&out.Attr)
-	node := &itemDir{fs: d.fs, collection: d.id, name: name, id: it.ID}
-	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(d.id, it.ID)}), 0
+	return newItemDir(ctx, &d.Inode, d.fs, d.id, it, false, out), 0
+}
+
+// lookupYear: a year directory exists in the date layout, within the
+// collection's temporal extent.
+func (d *collectionDir) lookupYear(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	layout, err := d.fs.Tree.Layout(ctx, d.id)
+	if err != nil {
+		return nil, d.fs.fail("lookup", d.Path(nil)+"/"+name, err)
+	}
+	if layout != stacindex.LayoutDate {
+		return nil, syscall.ENOENT
+	}
+	ext, err := d.fs.Tree.Extent(ctx, d.id)
+	if err != nil {
+		return nil, d.fs.fail("lookup", d.Path(nil)+"/"+name, err)
+	}
+	var y int
+	fmt.Sscanf(name, "%d", &y)
+	if first, last := ext.YearRange(d.fs.Tree.Now()); y < first || y > last {
+		return nil, syscall.ENOENT
+	}
+	return newDateDir(ctx, &d.Inode, d.fs, &dateDir{coll: d.id, ext: ext, y: y}, out), 0
 }
 
 func (d *collectionDir) collectionJSON(ctx context.Context) ([]byte, error) {

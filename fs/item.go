@@ -19,8 +19,22 @@ type itemDir struct {
 	readOnly
 	fs         *fsys
 	collection string // collection ID
-	name       string // this directory's name in the collection
 	id         string // item ID
+}
+
+// newItemDir makes the node of an item directory. The directory by ID
+// and the one under a day (dated) get different inode numbers: the
+// kernel accepts no directory with two parents. Their files share theirs.
+func newItemDir(ctx context.Context, parent *fusefs.Inode, f *fsys, coll string, it *stacindex.ItemEntry, dated bool, out *fuse.EntryOut) *fusefs.Inode {
+	out.Mode = dirMode
+	setTime(&out.Attr, it.Time)
+	f.setOwner(&out.Attr)
+	n := ino(coll, it.ID)
+	if dated {
+		n = ino(coll, "date", it.ID)
+	}
+	node := &itemDir{fs: f, collection: coll, id: it.ID}
+	return parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: n})
 }
 
 var (
@@ -30,7 +44,7 @@ var (
 )
 
 func (d *itemDir) entry(ctx context.Context) (*stacindex.ItemEntry, error) {
-	return d.fs.Tree.Item(ctx, d.collection, d.name)
+	return d.fs.Tree.Item(ctx, d.collection, d.id)
 }
 
 func (d *itemDir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,9 @@ type Client struct {
 	base    *url.URL // catalog root, with a trailing slash, to resolve paths
 	opt     Options
 	log     *slog.Logger
+	// limit is the page size that works: Options.PageSize, lowered when
+	// the API fails larger pages (see getPage).
+	limit atomic.Int64
 }
 
 // NewClient returns a client for the STAC API rooted at catalogURL.
@@ -97,7 +101,9 @@ func NewClient(catalogURL string, opt Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{landing: landing, base: u, opt: opt, log: log}, nil
+	c := &Client{landing: landing, base: u, opt: opt, log: log}
+	c.limit.Store(int64(opt.PageSize))
+	return c, nil
 }
 
 // URL is the catalog root URL.
@@ -153,6 +159,9 @@ type request struct {
 	method string
 	url    string
 	body   []byte
+	// shrinkable: a page request whose limit can be lowered; a 500, 502
+	// or 413 is returned at once as a *pageTooLargeError.
+	shrinkable bool
 }
 
 func (r request) key() string { return r.method + " " + r.url + " " + string(r.body) }
@@ -165,6 +174,7 @@ func (c *Client) get(ctx context.Context, r request) ([]byte, error) {
 	var lastErr error
 	for attempt := 0; attempt < c.opt.MaxAttempts; attempt++ {
 		body, status, wait, err := c.once(ctx, r)
+		msg := body
 		switch {
 		case err == nil && status == http.StatusOK:
 			return body, nil
@@ -183,8 +193,12 @@ func (c *Client) get(ctx context.Context, r request) ([]byte, error) {
 			return nil, fmt.Errorf("GET %s: HTTP %d: %w", redact(r.url), status, ErrUnauthorized)
 		case status == http.StatusNotFound || status == http.StatusGone:
 			return nil, fmt.Errorf("%s %s: HTTP %d: %w", r.method, redact(r.url), status, ErrNotFound)
+		case r.shrinkable && (status == http.StatusRequestEntityTooLarge || status == http.StatusInternalServerError || status == http.StatusBadGateway):
+			return nil, &pageTooLargeError{status: status}
 		case status == http.StatusTooManyRequests || status >= 500:
 			lastErr = fmt.Errorf("%s %s: HTTP %d", r.method, redact(r.url), status)
+		case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+			return nil, fmt.Errorf("%s %s: HTTP %d: %w", r.method, redact(r.url), status, &RejectedError{Message: apiMessage(msg)})
 		default:
 			return nil, fmt.Errorf("%s %s: unexpected HTTP %d", r.method, redact(r.url), status)
 		}
@@ -255,8 +269,9 @@ func (c *Client) once(ctx context.Context, r request) (body []byte, status int, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), nil
+		// The body of an error carries the API's message (a rejected search).
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return msg, resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), nil
 	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, c.opt.MaxBodyBytes+1))
 	if err != nil {

@@ -29,22 +29,7 @@ func SafeName(raw string) string { return safeNameExt(raw, "") }
 // safeNameExt is SafeName for a name that will carry ext, keeping ext whole
 // when the name must be shortened.
 func safeNameExt(raw, ext string) string {
-	var b strings.Builder
-	for _, r := range strings.ToValidUTF8(raw, "\uFFFD") {
-		switch {
-		case r == '/' || r == '\\' || r < 0x20 || r == 0x7f:
-			b.WriteByte('_')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	s := b.String()
-	if s == "" {
-		s = "_"
-	}
-	if s[0] == '.' {
-		s = "_" + s[1:]
-	}
+	s := sanitize(raw)
 	if len(s)+len(ext) > MaxNameLen {
 		suffix := hashSuffix(raw)
 		s = truncateUTF8(s, MaxNameLen-len(ext)-len(suffix)) + suffix
@@ -185,3 +170,89 @@ func withSuffix(name, suffix string) string {
 }
 
 func sortAssets(a []Asset) { sort.Slice(a, func(i, j int) bool { return a[i].Key < a[j].Key }) }
+
+// Entry names of collections and items are decided from the ID alone, so a
+// lookup by name needs no listing and every mount gives the same names:
+//
+//   - an ID that is a safe name (SafeName(id) == id), is not reserved in
+//     its directory and does not look like a hashed name is its own name;
+//   - any other ID is SafeName(id), cut to fit, plus "~" and 16 lowercase
+//     hex digits of the SHA-256 of the ID (a hashed name).
+//
+// A hashed name cannot be turned back into its ID: it resolves through
+// the listings that produced it (kept in memory and in the index).
+// Distinct IDs get distinct names (a plain name never looks hashed, and
+// two hashed names share a suffix only on a 64-bit hash collision), so a
+// directory never needs disambiguation.
+const hashedSuffixLen = 1 + 16
+
+// ItemName is the directory name of an item in its collection directory:
+// collection.json and year names (four digits, the date layout's) are
+// reserved there.
+func ItemName(id string) string { return entryName(id, reservedInCollection) }
+
+// CollectionName is the directory name of a collection at the root.
+func CollectionName(id string) string { return entryName(id, func(string) bool { return false }) }
+
+func entryName(id string, reserved func(string) bool) string {
+	if s := SafeName(id); s == id && !reserved(id) && !IsHashedName(id) {
+		return id
+	}
+	s := sanitize(id)
+	sum := sha256.Sum256([]byte(id))
+	return truncateUTF8(s, MaxNameLen-hashedSuffixLen) + "~" + hex.EncodeToString(sum[:8])
+}
+
+// IsHashedName reports whether name has the form of a hashed name: it
+// ends in "~" and 16 lowercase hex digits.
+func IsHashedName(name string) bool {
+	if len(name) < hashedSuffixLen || name[len(name)-hashedSuffixLen] != '~' {
+		return false
+	}
+	for _, c := range name[len(name)-16:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedInCollection: the names a collection directory gives to other
+// things than items.
+func reservedInCollection(name string) bool {
+	return name == CollectionJSON || IsYearName(name)
+}
+
+// IsYearName: four ASCII digits, a year directory of the date layout.
+func IsYearName(name string) bool {
+	if len(name) != 4 {
+		return false
+	}
+	for i := 0; i < 4; i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// sanitize is SafeName without the length bound.
+func sanitize(raw string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(raw, "\uFFFD") {
+		switch {
+		case r == '/' || r == '\\' || r < 0x20 || r == 0x7f:
+			b.WriteByte('_')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	s := b.String()
+	if s == "" {
+		s = "_"
+	}
+	if s[0] == '.' {
+		s = "_" + s[1:]
+	}
+	return s
+}

@@ -33,13 +33,17 @@ type Item struct {
 	Raw        json.RawMessage // exactly as served
 	Self       string          // the self link, resolved; base for relative hrefs
 	Time       time.Time       // properties.updated, else properties.datetime; zero if neither
-	Assets     []Asset
+	// Datetime is properties.datetime, else start_datetime, in UTC: where
+	// the date layout puts the item. Zero if neither.
+	Datetime time.Time
+	Assets   []Asset
 }
 
 type page struct {
-	Features    []json.RawMessage `json:"features"`
-	Collections []json.RawMessage `json:"collections"`
-	Links       []Link            `json:"links"`
+	Features      []json.RawMessage `json:"features"`
+	Collections   []json.RawMessage `json:"collections"`
+	Links         []Link            `json:"links"`
+	NumberMatched *int64            `json:"numberMatched"`
 }
 
 // Collections lists all collections, following next links.
@@ -65,19 +69,8 @@ func (c *Client) Collections(ctx context.Context) ([]Collection, error) {
 // Malformed items are skipped with a warning; items served twice (on two
 // pages) are passed once.
 func (c *Client) Items(ctx context.Context, collectionID string, each func(Item) error) error {
-	u := c.resolve("collections/" + url.PathEscape(collectionID) + "/items?limit=" + strconv.Itoa(c.opt.PageSize))
-	seen := map[string]bool{}
-	return c.pages(ctx, request{method: http.MethodGet, url: u}, func(p *page) error {
-		for _, raw := range p.Features {
-			it, err := ParseItem(raw, u)
-			if err != nil {
-				c.log.Warn("skipping a malformed item", "collection", collectionID, "err", err)
-				continue
-			}
-			if seen[it.ID] {
-				continue
-			}
-			seen[it.ID] = true
+	return c.ItemPages(ctx, ItemQuery{Collection: collectionID}, func(items []Item, _ int64) error {
+		for _, it := range items {
 			if err := each(it); err != nil {
 				return err
 			}
@@ -86,8 +79,69 @@ func (c *Client) Items(ctx context.Context, collectionID string, each func(Item)
 	})
 }
 
+// ItemQuery is one paged item request: the items of a collection
+// (optionally filtered by datetime), or a search.
+type ItemQuery struct {
+	Collection string // GET /collections/{Collection}/items
+	Datetime   string // a datetime filter (RFC 3339 interval) on Collection
+	Search     *Search
+}
+
+// ItemPages calls each with the items of every page, in order, dropping
+// malformed items (with a warning) and items already served on an earlier
+// page. matched is the page's numberMatched, -1 when the API leaves it out.
+// each returning ErrStop ends paging without an error.
+func (c *Client) ItemPages(ctx context.Context, q ItemQuery, each func(items []Item, matched int64) error) error {
+	var r request
+	switch {
+	case q.Search != nil:
+		r = q.Search.request(c)
+	default:
+		v := url.Values{"limit": {strconv.Itoa(c.pageSize())}}
+		if q.Datetime != "" {
+			v.Set("datetime", q.Datetime)
+		}
+		r = request{method: http.MethodGet, url: c.resolve("collections/" + url.PathEscape(q.Collection) + "/items?" + v.Encode())}
+	}
+	base := r.url
+	seen := map[string]struct{}{}
+	err := c.pages(ctx, r, func(p *page) error {
+		items := make([]Item, 0, len(p.Features))
+		for _, raw := range p.Features {
+			it, err := ParseItem(raw, base)
+			if err != nil {
+				c.log.Warn("skipping a malformed item", "collection", q.Collection, "err", err)
+				continue
+			}
+			if it.Collection == "" {
+				it.Collection = q.Collection
+			}
+			k := it.Collection + "\x00" + it.ID
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+			items = append(items, it)
+		}
+		matched := int64(-1)
+		if p.NumberMatched != nil {
+			matched = *p.NumberMatched
+		}
+		return each(items, matched)
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// ErrStop, returned by a paging callback, ends paging early.
+var ErrStop = errors.New("stop paging")
+
 // pages fetches r and follows rel=next links (GET, or POST with a body)
-// until there are none, a link repeats, or MaxPages is reached.
+// until there are none, a link repeats, or MaxPages is reached. A page
+// request the API fails with 500, 502 or 413 is asked again with half the
+// limit, and the client keeps the smaller limit for later pages.
 func (c *Client) pages(ctx context.Context, r request, each func(*page) error) error {
 	seen := map[string]bool{}
 	for n := 0; ; n++ {
@@ -96,7 +150,7 @@ func (c *Client) pages(ctx context.Context, r request, each func(*page) error) e
 			return nil
 		}
 		seen[r.key()] = true
-		body, err := c.get(ctx, r)
+		body, err := c.getPage(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -136,7 +190,7 @@ func nextRequest(links []Link, cur request) (request, bool) {
 		if abs.Scheme != "http" && abs.Scheme != "https" {
 			return request{}, false // not a page we can fetch ("A:", "ftp://…")
 		}
-		next := request{method: http.MethodGet, url: abs.String()}
+		next := request{method: http.MethodGet, url: abs.String(), shrinkable: cur.shrinkable}
 		if l.Method == http.MethodPost {
 			next.method = http.MethodPost
 			next.body = []byte(l.Body)
@@ -158,6 +212,7 @@ func ParseItem(raw json.RawMessage, base string) (Item, error) {
 		Links      []Link `json:"links"`
 		Properties struct {
 			Datetime *string `json:"datetime"`
+			Start    *string `json:"start_datetime"`
 			Updated  *string `json:"updated"`
 		} `json:"properties"`
 		Assets map[string]struct {
@@ -198,6 +253,15 @@ func ParseItem(raw json.RawMessage, base string) (Item, error) {
 		}
 		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
 			it.Time = t
+			break
+		}
+	}
+	for _, s := range []*string{f.Properties.Datetime, f.Properties.Start} {
+		if s == nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
+			it.Datetime = t.UTC()
 			break
 		}
 	}

@@ -1,6 +1,7 @@
 package stacindex
 
 import (
+	"container/list"
 	"context"
 	"log/slog"
 	"sync"
@@ -17,18 +18,22 @@ const (
 
 // CollectionEntry is a collection directory.
 type CollectionEntry struct {
-	ID   string
-	Name string // safe file name
-	Raw  []byte // collection.json
+	ID     string
+	Name   string // CollectionName(ID)
+	Raw    []byte // collection.json
+	Extent Extent // temporal extent, for the date layout
 }
 
 // ItemEntry is an item directory.
 type ItemEntry struct {
-	ID     string
-	Name   string
-	Raw    []byte // item.json
-	Time   time.Time
-	Assets []AssetEntry
+	ID   string
+	Name string // ItemName(ID)
+	Raw  []byte // item.json
+	Time time.Time
+	// Datetime is where the date layout lists the item (datetime, else
+	// start_datetime, UTC); zero if neither.
+	Datetime time.Time
+	Assets   []AssetEntry
 }
 
 // AssetEntry is an asset file.
@@ -40,8 +45,15 @@ type AssetEntry struct {
 	Size int64 // -1 when the catalog does not say (file:size)
 }
 
-// Tree is the cached model of the catalog. Listings load lazily and are
-// kept for TTL; while a refresh fails, the last good listing is served.
+// Tree is the cached model of the catalog: collections, listings (flat,
+// by day, of a search) and item documents. Nothing in it lists a whole
+// collection to answer a lookup: an item is found by its ID (names are
+// decidable from IDs alone). Listings fill page by page on a context of
+// their own while readers stream them; with an Index they are kept on
+// disk, and memory holds a bounded number of listing entries and item
+// documents. Listings are kept for the TTL; an expired one is served at
+// once and refreshed in the background; while a refresh fails, the last
+// good listing is served.
 type Tree struct {
 	client   *Client
 	resolver Resolver
@@ -49,11 +61,60 @@ type Tree struct {
 	log      *slog.Logger
 	now      func() time.Time
 	group    singleflight.Group
+	opt      TreeOptions
 
-	mu     sync.Mutex
-	colls  *cached[[]CollectionEntry]      // guarded by mu
-	items  map[string]*cached[[]ItemEntry] // guarded by mu; by collection ID
-	warned map[string]bool                 // guarded by mu; unsupported hrefs logged once
+	mu        sync.Mutex
+	colls     *cached[[]CollectionEntry] // guarded by mu
+	warned    map[string]bool            // guarded by mu; unsupported hrefs logged once
+	lists     map[string]*listSlot       // guarded by mu; by listing key
+	listLRU   *list.List                 // guarded by mu; of keys, most recent first
+	listTotal int                        // guarded by mu; entries of complete listings in lists
+	items     map[string]*list.Element   // guarded by mu; coll\x00id -> itemLRU element
+	itemLRU   *list.List                 // guarded by mu; of *cachedItem
+	names     map[string]string          // guarded by mu; coll\x00hashed name -> ID
+	modes     map[string]Layout          // guarded by mu; auto's decision per collection
+	search    *searchState               // guarded by mu; nil until the search starts
+}
+
+// TreeOptions configure a Tree. Zero values mean the defaults.
+type TreeOptions struct {
+	Resolver Resolver
+	// TTL of listings and item documents.
+	TTL time.Duration
+	Log *slog.Logger
+	// Layout of collection directories (default auto).
+	Layout Layout
+	// MaxListing is auto's bound for a flat collection (default 10000).
+	MaxListing int
+	// Search, when set, makes the tree the results of this search only.
+	Search *Search
+	// MaxItems caps the search (0: no cap).
+	MaxItems int
+	// Index keeps listings and item documents on disk (nil: none).
+	Index *Index
+	// MaxListEntries bounds the listing entries kept in memory (default
+	// 500,000, ~50 MiB); listings beyond it are dropped, least recently
+	// used first, and read back from the index (or the catalog).
+	MaxListEntries int
+	// MaxItemDocs bounds the item documents kept in memory (default 2048).
+	MaxItemDocs int
+	// DayConcurrency bounds the days fetched at once when a month is
+	// listed (default 4).
+	DayConcurrency int
+}
+
+type cachedItem struct {
+	key     string
+	e       *ItemEntry
+	fetched time.Time
+}
+
+type listSlot struct {
+	l          *Listing
+	refreshing bool      // a refresh runs
+	failed     time.Time // when the last refresh failed
+	elem       *list.Element
+	n          int // entries of l counted in listTotal
 }
 
 type cached[T any] struct {
@@ -78,22 +139,54 @@ func (c *cached[T]) stale() *staleState {
 	return &c.st
 }
 
-// NewTree returns a tree over client's catalog.
+// NewTree returns a tree over client's catalog with the default options.
 func NewTree(client *Client, resolver Resolver, ttl time.Duration, log *slog.Logger) *Tree {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Tree{client: client, resolver: resolver, ttl: ttl, log: log, now: time.Now,
-		items: map[string]*cached[[]ItemEntry]{}, warned: map[string]bool{}}
+	return NewTreeOptions(client, TreeOptions{Resolver: resolver, TTL: ttl, Log: log})
 }
 
-// Collections lists the root directory.
+// NewTreeOptions returns a tree over client's catalog.
+func NewTreeOptions(client *Client, o TreeOptions) *Tree {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxListing <= 0 {
+		o.MaxListing = 10000
+	}
+	if o.MaxListEntries <= 0 {
+		o.MaxListEntries = 500_000
+	}
+	if o.MaxItemDocs <= 0 {
+		o.MaxItemDocs = 2048
+	}
+	if o.DayConcurrency <= 0 {
+		o.DayConcurrency = 4
+	}
+	return &Tree{client: client, resolver: o.Resolver, ttl: o.TTL, log: o.Log, now: time.Now, opt: o,
+		warned: map[string]bool{}, lists: map[string]*listSlot{}, listLRU: list.New(),
+		items: map[string]*list.Element{}, itemLRU: list.New(), names: map[string]string{}, modes: map[string]Layout{}}
+}
+
+// Collections lists the root directory: every collection, or in a
+// search mount those with results.
 func (t *Tree) Collections(ctx context.Context) ([]CollectionEntry, error) {
 	c, err := t.collections(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c.val, nil
+	if t.opt.Search == nil {
+		return c.val, nil
+	}
+	with, err := t.searchCollections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CollectionEntry, 0, len(with))
+	for _, e := range c.val {
+		if with[e.ID] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // Collection finds a collection directory by its file name.
@@ -106,27 +199,10 @@ func (t *Tree) Collection(ctx context.Context, name string) (*CollectionEntry, e
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return &c.val[i], nil
-}
-
-// Items lists a collection directory.
-func (t *Tree) Items(ctx context.Context, collectionID string) ([]ItemEntry, error) {
-	c, err := t.itemList(ctx, collectionID)
-	if err != nil {
-		return nil, err
-	}
-	return c.val, nil
-}
-
-// Item finds an item directory by its file name.
-func (t *Tree) Item(ctx context.Context, collectionID, name string) (*ItemEntry, error) {
-	c, err := t.itemList(ctx, collectionID)
-	if err != nil {
-		return nil, err
-	}
-	i, ok := c.byName[name]
-	if !ok {
-		return nil, ErrNotFound
+	if t.opt.Search != nil {
+		if _, err := t.searchListing(ctx, c.val[i].ID); err != nil {
+			return nil, err
+		}
 	}
 	return &c.val[i], nil
 }
@@ -138,6 +214,13 @@ const loadTimeout = 5 * time.Minute
 
 func (t *Tree) collections(ctx context.Context) (*cached[[]CollectionEntry], error) {
 	t.mu.Lock()
+	if t.colls == nil && t.opt.Index != nil {
+		if cs, fetched, ok := t.opt.Index.collections(); ok {
+			t.colls = newCachedCollections(cs, fetched)
+			// Served at once; an expired one refreshes in the background.
+			t.colls.st.refreshing = t.now().Add(-staleGrace)
+		}
+	}
 	c := t.colls
 	serve, grace := t.checkLocked(c.stale())
 	t.mu.Unlock()
@@ -152,67 +235,20 @@ func (t *Tree) collections(ctx context.Context) (*cached[[]CollectionEntry], err
 			t.refreshFailed(c.stale(), "collections", err)
 			return nil, err
 		}
-		named := make([]Named, len(cs))
-		for i, c := range cs {
-			named[i] = Named{Raw: c.ID, Name: SafeName(c.ID)}
-		}
-		Disambiguate(named)
 		out := make([]CollectionEntry, len(cs))
 		for i, c := range cs {
-			out[i] = CollectionEntry{ID: c.ID, Name: named[i].Name, Raw: c.Raw}
+			out[i] = CollectionEntry{ID: c.ID, Name: CollectionName(c.ID), Raw: c.Raw, Extent: temporalExtent(c.Raw)}
 		}
-		byName := make(map[string]int, len(out))
-		for i, e := range out {
-			byName[e.Name] = i
+		if t.opt.Index != nil {
+			t.opt.Index.putCollections(cs, t.now())
 		}
 		t.mu.Lock()
-		now := t.now()
-		nc := &cached[[]CollectionEntry]{val: out, byName: byName, fetched: now, st: staleState{fetched: now}}
+		nc := newCachedCollections(out, t.now())
 		t.colls = nc
 		t.mu.Unlock()
 		return nc, nil
 	})
 	return await(ctx, t, c, ch, "collections", grace)
-}
-
-func (t *Tree) itemList(ctx context.Context, collectionID string) (*cached[[]ItemEntry], error) {
-	t.mu.Lock()
-	c := t.items[collectionID]
-	serve, grace := t.checkLocked(c.stale())
-	t.mu.Unlock()
-	if serve {
-		return c, nil
-	}
-	ch := t.group.DoChan(collectionID, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
-		defer cancel()
-		var out []ItemEntry
-		err := t.client.Items(ctx, collectionID, func(it Item) error {
-			out = append(out, t.itemEntry(it))
-			return nil
-		})
-		if err != nil {
-			t.refreshFailed(c.stale(), "items of "+collectionID, err)
-			return nil, err
-		}
-		named := make([]Named, len(out))
-		for i, it := range out {
-			named[i] = Named{Raw: it.ID, Name: it.Name}
-		}
-		Disambiguate(named, CollectionJSON)
-		byName := make(map[string]int, len(out))
-		for i := range out {
-			out[i].Name = named[i].Name
-			byName[out[i].Name] = i
-		}
-		t.mu.Lock()
-		now := t.now()
-		nc := &cached[[]ItemEntry]{val: out, byName: byName, fetched: now, st: staleState{fetched: now}}
-		t.items[collectionID] = nc
-		t.mu.Unlock()
-		return nc, nil
-	})
-	return await(ctx, t, c, ch, "items of "+collectionID, grace)
 }
 
 // staleGrace is how long a reader waits for the refresh of an expired
@@ -284,7 +320,7 @@ func (t *Tree) refreshFailed(st *staleState, what string, err error) {
 }
 
 func (t *Tree) itemEntry(it Item) ItemEntry {
-	e := ItemEntry{ID: it.ID, Name: SafeName(it.ID), Raw: it.Raw, Time: it.Time}
+	e := ItemEntry{ID: it.ID, Name: ItemName(it.ID), Raw: it.Raw, Time: it.Time, Datetime: it.Datetime}
 	named := make([]Named, 0, len(it.Assets))
 	for _, a := range it.Assets {
 		loc, err := t.resolver.Resolve(a.Href, it.Self)
@@ -312,4 +348,12 @@ func (t *Tree) warnOnce(it Item, a Asset, err error) {
 	if !done {
 		t.log.Warn("asset left out of the tree", "collection", it.Collection, "item", it.ID, "asset", a.Key, "reason", err)
 	}
+}
+
+func newCachedCollections(out []CollectionEntry, fetched time.Time) *cached[[]CollectionEntry] {
+	byName := make(map[string]int, len(out))
+	for i, e := range out {
+		byName[e.Name] = i
+	}
+	return &cached[[]CollectionEntry]{val: out, byName: byName, fetched: fetched, st: staleState{fetched: fetched}}
 }

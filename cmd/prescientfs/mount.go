@@ -49,6 +49,18 @@ func mountFlags() []cli.Flag {
 			Usage: "keep blocks read (of objects with an ETag) in this directory too, for later mounts; safe to delete at any time (default: no disk cache)"},
 		&cli.StringFlag{Name: "cache-dir-size", Value: "10GiB", EnvVars: []string{"PRESCIENT_CACHE_DIR_SIZE"},
 			Usage: "bound of --cache-dir; the least recently used blocks go first"},
+		&cli.StringFlag{Name: "layout", Value: "auto", EnvVars: []string{"PRESCIENT_LAYOUT"},
+			Usage: "collection directories: flat (list every item), date (YYYY/MM/DD/<item>) or auto (flat up to --max-listing items, date above); an item is always reachable as <collection>/<item-id>"},
+		&cli.IntFlag{Name: "max-listing", Value: 10000, EnvVars: []string{"PRESCIENT_MAX_LISTING"},
+			Usage: "with --layout auto, the most items a collection directory lists; larger collections are shown by date"},
+		&cli.StringFlag{Name: "search", EnvVars: []string{"PRESCIENT_SEARCH"},
+			Usage: "mount only the results of this STAC item search: the query of GET /search (e.g. 'collections=c&bbox=13,52,14,53&datetime=2024-06-01/2024-06-30'), or @FILE with a JSON body for POST /search"},
+		&cli.IntFlag{Name: "max-items", EnvVars: []string{"PRESCIENT_MAX_ITEMS"},
+			Usage: "with --search, stop after this many results (0: all)"},
+		&cli.StringFlag{Name: "index-dir", EnvVars: []string{"PRESCIENT_INDEX_DIR"},
+			Usage: "where the persistent index of listings and item documents is kept, one file per catalog and search; safe to delete at any time (default: $XDG_CACHE_HOME/prescientfs/index)"},
+		&cli.BoolFlag{Name: "no-index", EnvVars: []string{"PRESCIENT_NO_INDEX"},
+			Usage: "keep no index on disk (listings are fetched again on every mount)"},
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
 			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
 	)
@@ -83,6 +95,14 @@ func runMount(c *cli.Context) error {
 	}
 	if c.Duration("io-timeout") <= 0 {
 		return cli.Exit("prescientfs: --io-timeout must be positive", 2)
+	}
+	if _, err := treeOptions(c, nil); err != nil {
+		return cli.Exit("prescientfs: "+err.Error(), 2)
+	}
+	if c.String("index-dir") != "" && !c.Bool("no-index") {
+		if err := checkNotNested(dir, "", c.String("index-dir")); err != nil {
+			return cli.Exit("prescientfs: "+err.Error(), 1)
+		}
 	}
 	if !c.Bool("foreground") && os.Getenv(readyFDEnv) == "" {
 		return daemonize(c, dir)
@@ -216,8 +236,29 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("catalog %s: %w", w.client.URL(), err)
 	}
+	topt, err := treeOptions(c, log)
+	if err != nil {
+		return err
+	}
+	topt.Resolver = w.resolver
+	if topt.Index, err = openIndex(c, w.client.URL(), topt.Search, log); err != nil {
+		return err
+	}
+	if topt.Index != nil {
+		defer topt.Index.Close()
+	}
+	tree := stacindex.NewTreeOptions(w.client, topt)
+	if topt.Search != nil {
+		// A search the API rejects fails the mount, with the API's message.
+		sctx, scancel := context.WithTimeout(ctx, max(30*time.Second, 2*c.Duration("io-timeout")))
+		err := tree.StartSearch(sctx)
+		scancel()
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+	}
 	cfg := fs.Config{
-		Tree:   stacindex.NewTree(w.client, w.resolver, c.Duration("metadata-ttl"), log),
+		Tree:   tree,
 		Store:  w.store,
 		Opener: w.opener,
 		TTL:    c.Duration("metadata-ttl"),

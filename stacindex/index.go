@@ -1,0 +1,378 @@
+package stacindex
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Index is the persistent index: listings (the IDs of a collection, a day
+// or a search, in order), item documents, the names hashed IDs got, and
+// the layout auto chose, on disk so that memory stays bounded and a
+// remount lists at once. It is a cache: deleting it at any time loses
+// nothing but speed.
+//
+// It is a go.etcd.io/bbolt file: pure Go (no cgo, one static binary), a
+// single file per catalog and search, ACID transactions with copy-on-write
+// pages (a mount killed in the middle of a write leaves the last committed
+// state, never a half-written listing: a listing becomes visible only in
+// the transaction that completes it), and an flock that keeps two
+// processes from writing one file. A second mount of the same catalog
+// waits IndexLockTimeout for that lock and then runs without an index (a
+// read-only open needs the same lock, so it would not help).
+type Index struct {
+	db  *bolt.DB
+	log *slog.Logger
+}
+
+// IndexLockTimeout is how long OpenIndex waits for another mount's lock.
+const IndexLockTimeout = time.Second
+
+// ErrIndexLocked: another process holds the index.
+var ErrIndexLocked = errors.New("the index is in use by another mount")
+
+const indexVersion = "1"
+
+var (
+	bktMeta     = []byte("meta")
+	bktListings = []byte("listings") // key -> listingMeta
+	bktItems    = []byte("items")    // coll\x00id -> fetched (8 bytes) + raw JSON
+	bktNames    = []byte("names")    // coll\x00name -> id (hashed names only)
+	bktModes    = []byte("modes")    // coll\x00maxListing -> "flat" | "date"
+	genPrefix   = []byte("gen\x00")  // top-level buckets of listing entries
+)
+
+// IndexPath is the index file for a catalog URL and search (nil: the
+// whole catalog) in dir: dir/<16 hex digits of sha256(url, search)>.db.
+func IndexPath(dir, catalogURL string, s *Search) string {
+	sum := sha256.Sum256([]byte(catalogURL + "\x00" + s.Key()))
+	return filepath.Join(dir, hex.EncodeToString(sum[:8])+".db")
+}
+
+// OpenIndex opens or creates the index at path. A file that is not a
+// valid index (damaged, truncated, another version) is replaced by an
+// empty one. ErrIndexLocked when another mount holds it.
+func OpenIndex(path string, log *slog.Logger) (*Index, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	ix, err := openIndex(path, log)
+	if err == nil || errors.Is(err, ErrIndexLocked) {
+		return ix, err
+	}
+	log.Warn("index damaged or from another version; rebuilding it", "path", path, "err", err)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return openIndex(path, log)
+}
+
+func openIndex(path string, log *slog.Logger) (ix *Index, err error) {
+	defer func() {
+		// bbolt panics on some kinds of damaged pages: a damaged file.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged index: %v", r)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: IndexLockTimeout, NoFreelistSync: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, ErrIndexLocked)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucketIfNotExists(bktMeta)
+		if err != nil {
+			return err
+		}
+		if v := m.Get([]byte("version")); v != nil && string(v) != indexVersion {
+			return fmt.Errorf("index version %q", v)
+		}
+		if err := m.Put([]byte("version"), []byte(indexVersion)); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bktListings, bktItems, bktNames, bktModes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		// Entries of listings a killed mount did not complete.
+		live := map[string]bool{}
+		tx.Bucket(bktListings).ForEach(func(k, v []byte) error {
+			if m, ok := parseListingMeta(v); ok {
+				live[string(genName(k, m.gen))] = true
+			}
+			return nil
+		})
+		var dead [][]byte
+		tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if bytes.HasPrefix(name, genPrefix) && !live[string(name)] {
+				dead = append(dead, bytes.Clone(name))
+			}
+			return nil
+		})
+		for _, name := range dead {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Index{db: db, log: log}, nil
+}
+
+// Close closes the file.
+func (ix *Index) Close() error { return ix.db.Close() }
+
+type listingMeta struct {
+	gen     uint64
+	fetched time.Time
+	count   int
+}
+
+func (m listingMeta) bytes() []byte {
+	return []byte(strconv.FormatUint(m.gen, 10) + " " + strconv.FormatInt(m.fetched.UnixNano(), 10) + " " + strconv.Itoa(m.count))
+}
+
+func parseListingMeta(v []byte) (listingMeta, bool) {
+	var m listingMeta
+	var ns int64
+	if _, err := fmt.Sscanf(string(v), "%d %d %d", &m.gen, &ns, &m.count); err != nil {
+		return m, false
+	}
+	m.fetched = time.Unix(0, ns)
+	return m, true
+}
+
+func genName(key []byte, gen uint64) []byte {
+	return []byte(string(genPrefix) + string(key) + "\x00" + strconv.FormatUint(gen, 10))
+}
+
+// Listing returns a complete listing's IDs (in the order served) and when
+// it was fetched; ok false when the index has none.
+func (ix *Index) Listing(key string) (ids []string, fetched time.Time, ok bool) {
+	ix.view(func(tx *bolt.Tx) error {
+		m, found := parseListingMeta(tx.Bucket(bktListings).Get([]byte(key)))
+		if !found {
+			return nil
+		}
+		b := tx.Bucket(genName([]byte(key), m.gen))
+		if b == nil {
+			return nil
+		}
+		ids = make([]string, 0, m.count)
+		b.ForEach(func(_, v []byte) error {
+			ids = append(ids, string(v))
+			return nil
+		})
+		fetched, ok = m.fetched, true
+		return nil
+	})
+	return ids, fetched, ok
+}
+
+// listingWriter writes one new generation of a listing, page by page; it
+// replaces the old one only when complete.
+type listingWriter struct {
+	ix  *Index
+	key []byte
+	gen uint64
+	n   uint64
+}
+
+func (ix *Index) newListing(key string) *listingWriter {
+	return &listingWriter{ix: ix, key: []byte(key), gen: uint64(time.Now().UnixNano())}
+}
+
+// page adds a page of entries and their item documents.
+func (w *listingWriter) page(coll string, items []Item, names []string, now time.Time) {
+	w.ix.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(genName(w.key, w.gen))
+		if err != nil {
+			return err
+		}
+		for i, it := range items {
+			w.n++
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, w.n), []byte(it.ID)); err != nil {
+				return err
+			}
+			if err := putItem(tx, coll, it.ID, it.Raw, now); err != nil {
+				return err
+			}
+			if names[i] != it.ID {
+				if err := tx.Bucket(bktNames).Put([]byte(coll+"\x00"+names[i]), []byte(it.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// complete makes the new generation the listing, and drops the old one.
+func (w *listingWriter) complete(fetched time.Time) {
+	w.ix.update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(genName(w.key, w.gen)); err != nil {
+			return err
+		}
+		lb := tx.Bucket(bktListings)
+		if old, ok := parseListingMeta(lb.Get(w.key)); ok && old.gen != w.gen {
+			if err := tx.DeleteBucket(genName(w.key, old.gen)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return err
+			}
+		}
+		return lb.Put(w.key, listingMeta{gen: w.gen, fetched: fetched, count: int(w.n)}.bytes())
+	})
+}
+
+// abandon drops an incomplete generation.
+func (w *listingWriter) abandon() {
+	w.ix.update(func(tx *bolt.Tx) error {
+		err := tx.DeleteBucket(genName(w.key, w.gen))
+		if errors.Is(err, berrors.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+func putItem(tx *bolt.Tx, coll, id string, raw []byte, fetched time.Time) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(raw)), uint64(fetched.UnixNano()))
+	return tx.Bucket(bktItems).Put([]byte(coll+"\x00"+id), append(v, raw...))
+}
+
+// PutItem keeps one item document.
+func (ix *Index) PutItem(coll, id string, raw []byte, fetched time.Time) {
+	ix.update(func(tx *bolt.Tx) error { return putItem(tx, coll, id, raw, fetched) })
+}
+
+// Item returns an item document and when it was fetched.
+func (ix *Index) Item(coll, id string) (raw []byte, fetched time.Time, ok bool) {
+	ix.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktItems).Get([]byte(coll + "\x00" + id))
+		if len(v) < 8 {
+			return nil
+		}
+		fetched = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		raw, ok = bytes.Clone(v[8:]), true
+		return nil
+	})
+	return raw, fetched, ok
+}
+
+// NameID resolves a hashed name some listing gave out.
+func (ix *Index) NameID(coll, name string) (id string, ok bool) {
+	ix.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktNames).Get([]byte(coll + "\x00" + name)); v != nil {
+			id, ok = string(v), true
+		}
+		return nil
+	})
+	return id, ok
+}
+
+// Mode returns the layout auto chose for a collection at a max listing.
+func (ix *Index) Mode(coll string, maxListing int) (Layout, bool) {
+	var l Layout
+	ix.view(func(tx *bolt.Tx) error {
+		switch string(tx.Bucket(bktModes).Get([]byte(coll + "\x00" + strconv.Itoa(maxListing)))) {
+		case "flat":
+			l = LayoutFlat
+		case "date":
+			l = LayoutDate
+		}
+		return nil
+	})
+	return l, l != 0
+}
+
+// SetMode records the layout auto chose.
+func (ix *Index) SetMode(coll string, maxListing int, l Layout) {
+	ix.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktModes).Put([]byte(coll+"\x00"+strconv.Itoa(maxListing)), []byte(l.String()))
+	})
+}
+
+// view and update log errors instead of returning them: the index is a
+// cache, and a failing one only costs catalog requests.
+func (ix *Index) view(fn func(*bolt.Tx) error) {
+	if err := ix.db.View(fn); err != nil {
+		ix.log.Warn("index read failed", "err", err)
+	}
+}
+
+func (ix *Index) update(fn func(*bolt.Tx) error) {
+	if err := ix.db.Update(fn); err != nil {
+		ix.log.Warn("index write failed", "err", err)
+	}
+}
+
+// collectionsKey is the listing of collection IDs; their documents are
+// kept as items of the collection named collectionsColl.
+const (
+	collectionsKey  = "collections"
+	collectionsColl = "\x00collections"
+)
+
+func (ix *Index) putCollections(cs []Collection, now time.Time) {
+	w := ix.newListing(collectionsKey)
+	items := make([]Item, len(cs))
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		items[i], names[i] = Item{ID: c.ID, Raw: c.Raw}, c.ID
+	}
+	w.page(collectionsColl, items, names, now)
+	w.complete(now)
+}
+
+func (ix *Index) collections() ([]CollectionEntry, time.Time, bool) {
+	ids, fetched, ok := ix.Listing(collectionsKey)
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	out := make([]CollectionEntry, 0, len(ids))
+	for _, id := range ids {
+		raw, _, ok := ix.Item(collectionsColl, id)
+		if !ok {
+			return nil, time.Time{}, false
+		}
+		out = append(out, CollectionEntry{ID: id, Name: CollectionName(id), Raw: raw, Extent: temporalExtent(raw)})
+	}
+	return out, fetched, true
+}
+
+// pageIDs adds entries without documents.
+func (w *listingWriter) pageIDs(items []Item) {
+	w.ix.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(genName(w.key, w.gen))
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			w.n++
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, w.n), []byte(it.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,125 @@
+package stacindex
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ItemByName finds an item of a collection by its directory name, without
+// a listing: a plain name is the item's ID; a hashed name resolves through
+// the listings that gave it out (in memory, then the index); a hashed name
+// no listing gave out is not found. In a search mount only results are
+// found.
+func (t *Tree) ItemByName(ctx context.Context, collectionID, name string) (*ItemEntry, error) {
+	id, err := t.nameID(ctx, collectionID, name)
+	if err != nil {
+		return nil, err
+	}
+	return t.Item(ctx, collectionID, id)
+}
+
+func (t *Tree) nameID(ctx context.Context, coll, name string) (string, error) {
+	if t.opt.Search != nil {
+		l, err := t.searchListing(ctx, coll)
+		if err != nil {
+			return "", err
+		}
+		if id, ok := l.Lookup(name); ok {
+			return id, nil
+		}
+		return "", fmt.Errorf("%q in %q: not a result of the search: %w", name, coll, ErrNotFound)
+	}
+	if !IsHashedName(name) {
+		if ItemName(name) != name {
+			return "", fmt.Errorf("%q in %q: %w", name, coll, ErrNotFound)
+		}
+		return name, nil
+	}
+	t.mu.Lock()
+	id, ok := t.names[coll+"\x00"+name]
+	t.mu.Unlock()
+	if !ok && t.opt.Index != nil {
+		id, ok = t.opt.Index.NameID(coll, name)
+	}
+	if !ok {
+		return "", fmt.Errorf("%q in %q: a hashed name no listing gave out: %w", name, coll, ErrNotFound)
+	}
+	return id, nil
+}
+
+// Item returns an item by ID: from memory, else the index, else the
+// catalog (GET .../items/{id}, then a search by ID: at most two requests).
+// An expired document is served while it refreshes in the background.
+func (t *Tree) Item(ctx context.Context, collectionID, id string) (*ItemEntry, error) {
+	key := collectionID + "\x00" + id
+	now := t.now()
+	t.mu.Lock()
+	var hit *cachedItem
+	if el, ok := t.items[key]; ok {
+		t.itemLRU.MoveToFront(el)
+		hit = el.Value.(*cachedItem)
+	}
+	t.mu.Unlock()
+	if hit == nil && t.opt.Index != nil {
+		if raw, fetched, ok := t.opt.Index.Item(collectionID, id); ok {
+			if it, err := ParseItem(raw, t.client.resolve("collections/"+collectionID+"/items/"+id)); err == nil && it.ID == id {
+				it.Collection = collectionID
+				hit = t.keepItem(it, fetched)
+			}
+		}
+	}
+	if hit != nil {
+		if now.Sub(hit.fetched) >= t.ttl {
+			go t.fetchItem(ctx, collectionID, id) // singleflight: once
+		}
+		return hit.e, nil
+	}
+	return t.fetchItem(ctx, collectionID, id)
+}
+
+func (t *Tree) fetchItem(ctx context.Context, collectionID, id string) (*ItemEntry, error) {
+	ch := t.group.DoChan("\x00item\x00"+collectionID+"\x00"+id, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		it, err := t.client.ItemByID(ctx, collectionID, id)
+		if err != nil {
+			return nil, err
+		}
+		now := t.now()
+		if t.opt.Index != nil {
+			t.opt.Index.PutItem(collectionID, id, it.Raw, now)
+		}
+		return t.keepItem(it, now).e, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*ItemEntry), nil
+	}
+}
+
+// keepItem puts an item in the bounded in-memory cache.
+func (t *Tree) keepItem(it Item, fetched time.Time) *cachedItem {
+	c := &cachedItem{key: it.Collection + "\x00" + it.ID, e: ptr(t.itemEntry(it)), fetched: fetched}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if el, ok := t.items[c.key]; ok {
+		el.Value = c
+		t.itemLRU.MoveToFront(el)
+		return c
+	}
+	t.items[c.key] = t.itemLRU.PushFront(c)
+	for t.itemLRU.Len() > t.opt.MaxItemDocs {
+		old := t.itemLRU.Back()
+		t.itemLRU.Remove(old)
+		delete(t.items, old.Value.(*cachedItem).key)
+	}
+	return c
+}
+
+func ptr[T any](v T) *T { return &v }
