@@ -71,6 +71,7 @@ type MountOptions struct {
 type fsys struct {
 	Config
 	stats *statCache
+	intr  interruptCounts
 }
 
 // NewRoot returns the root node, for Mount or for tests.
@@ -118,7 +119,8 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 	if opts.FsName == "" {
 		opts.FsName = "prescientfs"
 	}
-	raw := newInterruptFilter(fusefs.NewNodeFS(NewRoot(cfg), opts))
+	root := NewRoot(cfg).(*rootDir)
+	raw := newInterruptFilter(fusefs.NewNodeFS(root, opts), &root.fs.intr)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err

@@ -3,8 +3,10 @@ package fs
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,16 +41,23 @@ import (
 // and the request runs to its end).
 type interruptFilter struct {
 	fuse.RawFileSystem
-	poll  time.Duration
-	dying func(pid uint32) bool // fatalSignalPending, or a fake in tests
+	poll   time.Duration
+	dying  func(pid uint32) bool // fatalSignalPending, or a fake in tests
+	counts *interruptCounts
+}
+
+// interruptCounts are served in the stats file.
+type interruptCounts struct {
+	interrupted atomic.Int64 // INTERRUPTs received for requests in flight
+	cancelled   atomic.Int64 // of those, requests cancelled for a dying caller
 }
 
 // interruptPoll is how often an interrupted request's caller is checked for
 // a fatal signal that arrived after the INTERRUPT.
 const interruptPoll = 100 * time.Millisecond
 
-func newInterruptFilter(raw fuse.RawFileSystem) *interruptFilter {
-	return &interruptFilter{RawFileSystem: raw, poll: interruptPoll, dying: fatalSignalPending}
+func newInterruptFilter(raw fuse.RawFileSystem, counts *interruptCounts) *interruptFilter {
+	return &interruptFilter{RawFileSystem: raw, poll: interruptPoll, dying: fatalSignalPending, counts: counts}
 }
 
 // watch returns the cancel channel the file system sees for a request with
@@ -65,10 +74,12 @@ func (f *interruptFilter) watch(cancel <-chan struct{}, pid uint32) (<-chan stru
 			return
 		case <-cancel:
 		}
+		f.counts.interrupted.Add(1)
 		t := time.NewTicker(f.poll)
 		defer t.Stop()
 		for {
 			if pid != 0 && f.dying(pid) {
+				f.counts.cancelled.Add(1)
 				close(dying)
 				return
 			}
@@ -155,6 +166,17 @@ func (f *interruptFilter) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *
 	c, end := f.watch(cancel, h.Caller.Pid)
 	defer end()
 	return f.RawFileSystem.StatFs(c, h, out)
+}
+
+// statsJSON is the stats file: the read path's counters (Config.Stats, a
+// JSON object) with the interrupt counters added.
+func (f *fsys) statsJSON() []byte {
+	m := map[string]any{}
+	_ = json.Unmarshal(f.Stats(), &m)
+	m["fuse_interrupts"] = f.intr.interrupted.Load()
+	m["fuse_interrupts_dying_caller"] = f.intr.cancelled.Load()
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
 }
 
 // fatalSignalPending reports whether thread pid is going away: it is gone

@@ -68,7 +68,7 @@ func TestFatalSignalPendingRealProcess(t *testing.T) {
 func TestWatchIgnoresSurvivableInterrupts(t *testing.T) {
 	dying := make(chan bool, 1)
 	var last bool
-	f := &interruptFilter{poll: 5 * time.Millisecond, dying: func(uint32) bool {
+	f := &interruptFilter{counts: &interruptCounts{}, poll: 5 * time.Millisecond, dying: func(uint32) bool {
 		select {
 		case last = <-dying:
 		default:
@@ -90,6 +90,9 @@ func TestWatchIgnoresSurvivableInterrupts(t *testing.T) {
 		t.Fatal("not cancelled for a dying caller")
 	}
 	end()
+	if i, c := f.counts.interrupted.Load(), f.counts.cancelled.Load(); i != 1 || c != 1 {
+		t.Errorf("counted %d interrupts, %d cancelled; want 1, 1", i, c)
+	}
 
 	// No interrupt at all: nothing is polled, and end stops the watcher.
 	polled := make(chan struct{}, 1)

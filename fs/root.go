@@ -41,7 +41,7 @@ func (r *rootDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 
 func (r *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if name == StatsFile && r.fs.Stats != nil {
-		node := &jsonFile{fs: r.fs, live: true, load: func(context.Context) ([]byte, error) { return r.fs.Stats(), nil }}
+		node := &jsonFile{fs: r.fs, live: true, load: func(context.Context) ([]byte, error) { return r.fs.statsJSON(), nil }}
 		return lookupJSON(ctx, &r.Inode, r.fs, node, out, ino(StatsFile))
 	}
 	c, err := r.fs.Tree.Collection(ctx, name)

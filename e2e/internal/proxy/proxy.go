@@ -41,6 +41,7 @@ type Proxy struct {
 	down    bool               // guarded by mu; new connections are reset at once
 	stalled chan struct{}      // guarded by mu; non-nil while stalled: closed on resume
 	rate    int64              // guarded by mu; bytes per second per connection, 0 unlimited
+	latency time.Duration      // guarded by mu; added before each chunk towards the server
 	faults  []*fault           // guarded by mu
 
 	// Counters.
@@ -183,6 +184,7 @@ func (p *Proxy) pipe(c *pair, src, dst net.Conn, toClient bool) {
 				return
 			}
 		} else if n > 0 {
+			p.delay()
 			if _, werr := dst.Write(chunk); werr != nil {
 				c.close(Reset)
 				return
@@ -238,6 +240,16 @@ func (p *Proxy) throttle(n int) {
 	p.mu.Unlock()
 	if rate > 0 && n > 0 {
 		time.Sleep(time.Duration(int64(n) * int64(time.Second) / rate))
+	}
+}
+
+// delay holds a chunk towards the server for the latency.
+func (p *Proxy) delay() {
+	p.mu.Lock()
+	d := p.latency
+	p.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
 	}
 }
 
@@ -312,6 +324,15 @@ func (p *Proxy) Resume() {
 		close(p.stalled)
 		p.stalled = nil
 	}
+}
+
+// SetLatency holds every chunk a client sends (a request, on an HTTP
+// connection) for d before it reaches the server: a far server's round
+// trip, before the first byte of every response. 0 removes it.
+func (p *Proxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.latency = d
 }
 
 // SetRate limits each connection's bytes per second towards the client
