@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # exceeded" when a duration ends (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 50000x
 
-.PHONY: all build deps test unit e2e fuzz bench lint demo clean
+.PHONY: all build deps test test-repeat unit e2e fuzz bench lint demo clean
 
 all: build
 
@@ -37,6 +37,19 @@ deps:
 # test: unit tests and the end-to-end suite (real MinIO, STAC server, FUSE, GDAL), all with -race.
 test: deps
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+
+# test-repeat: the e2e package N times in a row (make test-repeat N=5), each
+# run a fresh process with fresh servers; prints every run's result and time
+# and fails if any run failed. A test that fails one run in N is a bug.
+N ?= 5
+test-repeat: deps
+	@fails=0; for i in $$(seq 1 $(N)); do \
+		start=$$(date +%s); \
+		if $(GO) test -race -count=1 -timeout 25m ./e2e/ > .test-repeat-$$i.log 2>&1; then res=PASS; else res=FAIL; fails=$$((fails+1)); fi; \
+		echo "run $$i/$(N): $$res in $$(( $$(date +%s) - start )) s (log: .test-repeat-$$i.log)"; \
+		[ $$res = PASS ] || grep -E '^(--- FAIL|FAIL|panic)' .test-repeat-$$i.log | head -20; \
+	done; \
+	echo "$$fails of $(N) runs failed"; [ $$fails = 0 ]
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -66,4 +79,4 @@ demo: deps build
 	./e2e/demo.sh $(BIN) mnt
 
 clean:
-	rm -rf bin .bench .demo
+	rm -rf bin .bench .demo .test-repeat-*.log
