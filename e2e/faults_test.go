@@ -48,16 +48,7 @@ type faultStack struct {
 // share one stack and leave it healthy; each mounts afresh (a new mount
 // has an empty page cache and block cache).
 func TestFaults(t *testing.T) {
-	st := newStack(t, fixtures.Options{BigObjectSize: bigSize, LargeItems: -1})
-	px, err := proxy.New(strings.TrimPrefix(st.minio.Endpoint, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	fs := &faultStack{stack: st, s3: px}
-	it := st.cat.Collection(fixtures.BenchCollection).Items[0]
-	fs.big = *it.Asset("random")
-	fs.bigRel = []string{fixtures.BenchCollection, it.ID, stacindex.AssetFileName("random", fs.big.Href, "application/octet-stream")}
+	fs := newFaultStack(t, fixtures.Options{BigObjectSize: bigSize, LargeItems: -1})
 
 	report := &faultReport{}
 	t.Cleanup(func() { report.log(t) })
@@ -79,6 +70,22 @@ func TestFaults(t *testing.T) {
 			tc.run(t, fs, report)
 		})
 	}
+}
+
+// newFaultStack starts a private stack with opts (which must have a
+// BigObjectSize) and a proxy in front of its MinIO.
+func newFaultStack(t *testing.T, opts fixtures.Options) *faultStack {
+	st := newStack(t, opts)
+	px, err := proxy.New(strings.TrimPrefix(st.minio.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	fs := &faultStack{stack: st, s3: px}
+	it := st.cat.Collection(fixtures.BenchCollection).Items[0]
+	fs.big = *it.Asset("random")
+	fs.bigRel = []string{fixtures.BenchCollection, it.ID, stacindex.AssetFileName("random", fs.big.Href, "application/octet-stream")}
+	return fs
 }
 
 // heal brings the stack back after a subtest, whatever happened.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prescient/prescientfs/e2e/internal/fixtures"
-	"github.com/prescient/prescientfs/e2e/internal/proxy"
 	"github.com/prescient/prescientfs/e2e/internal/stacserver"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -27,16 +26,7 @@ import (
 // call is in flight when a signal lands.
 func TestSignals(t *testing.T) {
 	reader := buildSigreader(t)
-	st := newStack(t, fixtures.Options{LargeItems: 400, BigObjectSize: 32 << 20})
-	px, err := proxy.New(strings.TrimPrefix(st.minio.Endpoint, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(px.Close)
-	fs := &faultStack{stack: st, s3: px}
-	it := st.cat.Collection(fixtures.BenchCollection).Items[0]
-	fs.big = *it.Asset("random")
-	fs.bigRel = []string{fixtures.BenchCollection, it.ID, stacindex.AssetFileName("random", fs.big.Href, "application/octet-stream")}
+	fs := newFaultStack(t, fixtures.Options{LargeItems: 400, BigObjectSize: 32 << 20})
 
 	t.Run("SignalPressure", func(t *testing.T) { testSignalPressure(t, fs, reader) })
 	t.Run("DyingReaderNotHeldUp", func(t *testing.T) { testDyingReader(t, fs, reader) })
