@@ -46,6 +46,22 @@ type GoogleClient struct {
 type googleSession struct {
 	RefreshToken string `json:"refresh_token"`
 	IDToken      string `json:"id_token,omitempty"`
+	// ClientSecret is the installed app's (Google: "not treated as a
+	// secret"), kept so that a mount configured by the profile alone can
+	// renew; PRESCIENT_GOOGLE_CLIENT_SECRET, when set, wins.
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// savedGoogleClientSecret returns the client secret saved with the
+// profile's Google session ("" when none).
+func (s *Store) savedGoogleClientSecret(profile string) string {
+	data, err := os.ReadFile(s.GoogleTokenPath(profile))
+	if err != nil {
+		return ""
+	}
+	var sess googleSession
+	_ = json.Unmarshal(data, &sess)
+	return sess.ClientSecret
 }
 
 // NewGoogleClient returns the Google client for the settings' profile.
@@ -267,7 +283,7 @@ func (g *GoogleClient) Login(ctx context.Context, openURL func(string) error, pr
 		return Token{}, err
 	}
 	defer unlock()
-	return g.save(googleSession{}, t)
+	return g.save(googleSession{ClientSecret: g.cfg.ClientSecret}, t)
 }
 
 func randomState() string {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,7 +267,16 @@ func Load(o LoadOptions) (*Settings, error) {
 			}
 		}
 	}
-	return s, s.fill()
+	if err := s.fill(); err != nil {
+		return nil, err
+	}
+	if s.AuthProvider == ProviderGoogle && s.GoogleClientSecret == "" {
+		if sec := s.Store.savedGoogleClientSecret(s.Profile); sec != "" {
+			s.GoogleClientSecret, s.values[VarGoogleClientSecret] = sec, sec
+			s.sources[VarGoogleClientSecret] = Source{Kind: "profile", Where: s.Profile}
+		}
+	}
+	return s, nil
 }
 
 // layer is one place settings come from.
@@ -362,8 +372,12 @@ func (s *Settings) Validate() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s not set (looked in %s)",
-			ErrNotConfigured, strings.Join(missing, ", "), strings.Join(s.lookedIn, ", "))
+		hint := ""
+		if slices.Contains(missing, VarGoogleClientSecret) {
+			hint = "; set it and run `prescientfs auth login`: the profile keeps it from then on"
+		}
+		return fmt.Errorf("%w: %s not set (looked in %s)%s",
+			ErrNotConfigured, strings.Join(missing, ", "), strings.Join(s.lookedIn, ", "), hint)
 	}
 	for _, n := range []string{VarEndpointURL, VarAuthURL} {
 		if v := s.values[n]; v != "" {

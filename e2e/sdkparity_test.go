@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,5 +109,175 @@ func TestSDKParityFileproxyBearer(t *testing.T) {
 	}
 	if !strings.Contains(log, "bucket credentials come from the API's fileproxy") {
 		t.Error("the mount did not say where bucket credentials come from")
+	}
+}
+
+// googleSettings are the SDK's settings of a Google deployment (no role:
+// bucket credentials from the fileproxy), with the redirect on port.
+func (a *authStack) googleSettings(port int) []string {
+	return []string{
+		"PRESCIENT_ENDPOINT_URL=" + a.endpointURL(),
+		"PRESCIENT_AUTH_PROVIDER=google",
+		"PRESCIENT_CLIENT_ID=" + a.idp.ClientID,
+		"PRESCIENT_AUTH_URL=" + a.idp.URL,
+		"PRESCIENT_GOOGLE_CLIENT_SECRET=" + a.clientSecret,
+		"PRESCIENT_GOOGLE_REDIRECT_PORT=" + strconv.Itoa(port),
+	}
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var signInURLRE = regexp.MustCompile(`(?m)^URL: (\S+)$`)
+
+// googleLogin runs `prescientfs auth login` for Google, without a display:
+// it prints the URL and waits; the test plays the browser (the IdP signs
+// the user in and redirects to the loopback port). Returns stderr.
+func (a *authStack) googleLogin(t *testing.T, env []string, cwd string) string {
+	t.Helper()
+	if cwd == "" {
+		cwd = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "auth", "login")
+	cmd.Env, cmd.Dir = env, cwd
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	browsed := make(chan error, 1)
+	started := false
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if m := signInURLRE.FindStringSubmatch(sc.Text()); m != nil && !started {
+			started = true
+			go func() { browsed <- a.idp.BrowserSignIn(m[1]) }()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("auth login: %v\n%s", err, out.String())
+	}
+	if !started {
+		t.Fatalf("auth login printed no URL:\n%s", out.String())
+	}
+	if err := <-browsed; err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return out.String()
+}
+
+// TestSDKParityGoogle: PRESCIENT_AUTH_PROVIDER=google signs in with the
+// installed-app flow (URL printed, loopback redirect), the mount reads
+// with fileproxy credentials for the Google id_token while both renew
+// under a live reader, a revoked session gives EACCES, a new login in
+// another terminal heals the mount, and status / print-access-token /
+// logout work.
+func TestSDKParityGoogle(t *testing.T) {
+	t.Parallel()
+	const lifetime, run = 5 * time.Second, 25 * time.Second
+	a := newAuthStack(t, authStackOptions{TokenLifetime: lifetime})
+	env := a.env(t, t.TempDir())
+	port := freePort(t)
+	out := a.googleLogin(t, append(env, a.googleSettings(port)...), "")
+	if !strings.Contains(out, fmt.Sprintf("ssh -L %d:localhost:%d", port, port)) || !strings.Contains(out, "signed in as alice@example.test") {
+		t.Errorf("login output:\n%s", out)
+	}
+	if st := a.idp.Stats(); st.GoogleAuthCodeGrants != 1 {
+		t.Fatalf("IdP %+v, want one Google authorization-code grant", st)
+	}
+
+	// The profile alone configures everything from now on.
+	st := runCLI(t, env, "", "auth", "status")
+	if st.err != nil || !strings.Contains(st.stdout, "alice@example.test") || !strings.Contains(st.stdout, "bucket credentials expire") {
+		t.Fatalf("auth status: %v\n%s%s", st.err, st.stdout, st.stderr)
+	}
+	pt := runCLI(t, env, "", "auth", "print-access-token")
+	if _, err := a.idp.Verify(strings.TrimSpace(pt.stdout)); pt.err != nil || err != nil {
+		t.Fatalf("print-access-token: %v %v %s", pt.err, err, pt.stderr)
+	}
+
+	m := mountIn(t, "", env, "--metadata-ttl", "1s")
+	many := a.assets(t, "many-items")
+	before := a.idp.Stats()
+	fpBefore := a.fileproxyBearerCalls.Load()
+	reads, failures, errs := liveReads(m, many, run)
+	live := a.idp.Stats()
+	refreshes := live.GoogleRefreshGrants - before.GoogleRefreshGrants
+	fpCalls := a.fileproxyBearerCalls.Load() - fpBefore
+	t.Logf("google: %s with %s id_tokens and %s fileproxy credentials: %d reads, %d failed; %d Google refresh-token renewals, %d fileproxy renewals",
+		run, lifetime, a.fileproxyLifetime, reads, failures, refreshes, fpCalls)
+	if failures > 0 {
+		t.Errorf("%d reads failed; first: %s", failures, strings.Join(errs, "\n"))
+	}
+	if refreshes < 3 || fpCalls < 5 {
+		t.Errorf("%d token and %d credential renewals over %s, want several", refreshes, fpCalls, run)
+	}
+
+	// Revoked: EACCES within a few lifetimes; a login elsewhere heals.
+	a.idp.RevokeRefreshTokens()
+	revoked := time.Now()
+	next := 0
+	read := func() error { as := many[next%len(many)]; next++; return checkAsset(m, as, 30*time.Second) }
+	for {
+		err := read()
+		if errors.Is(err, syscall.EACCES) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after revocation: %v, want EACCES", err)
+		}
+		if time.Since(revoked) > 4*lifetime {
+			t.Fatal("reads still succeed long after revocation")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	denied := time.Since(revoked)
+	a.googleLogin(t, append(env, a.googleSettings(port)...), "")
+	relogin := time.Now()
+	for {
+		err := read()
+		if err == nil {
+			break
+		}
+		if time.Since(relogin) > 15*time.Second {
+			t.Fatalf("still failing %s after a new login: %v", time.Since(relogin).Round(time.Second), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	healed := time.Since(relogin)
+	for range 10 {
+		if err := read(); err != nil {
+			t.Fatalf("after healing: %v", err)
+		}
+	}
+	m.unmount(t)
+	s := credentialStats(t, readFile(m.log))
+	t.Logf("google: revoked → EACCES after %s; new login → reads again after %s (no remount); mount totals %v",
+		denied.Round(time.Millisecond), healed.Round(time.Millisecond), s)
+
+	if r := runCLI(t, env, "", "auth", "logout"); r.err != nil {
+		t.Fatalf("logout: %v %s", r.err, r.stderr)
+	}
+	if r := runCLI(t, env, "", "auth", "status"); r.err == nil || !strings.Contains(r.stdout+r.stderr, "prescientfs auth login") {
+		t.Errorf("status after logout: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	for _, sec := range append(a.idp.IssuedSecrets(), a.clientSecret) {
+		if strings.Contains(readFile(m.log), sec) {
+			t.Fatal("a secret in the mount log")
+		}
 	}
 }
