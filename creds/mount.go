@@ -100,6 +100,9 @@ func NewMountAuth(ctx context.Context, s *Settings, o Options) (*MountAuth, erro
 	}
 
 	if s.Mode() == ModeAPIKey {
+		if s.AWSRole != "" {
+			log.Warn(VarAWSRole + " is ignored with " + VarAPIKey + " (as by the SDK: STS needs an id_token); bucket credentials come from the fileproxy")
+		}
 		key := s.APIKey
 		m.Header = func(context.Context) (http.Header, error) {
 			h := http.Header{}

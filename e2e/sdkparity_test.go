@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -280,4 +282,93 @@ func TestSDKParityGoogle(t *testing.T) {
 			t.Fatal("a secret in the mount log")
 		}
 	}
+}
+
+// TestSDKParityConfigEnv: config.env files the SDK reads are read the same
+// way: lower-case keys, ${VAR} from the environment, SDK-only keys; an
+// empty environment variable overrides the file; config show warns about
+// keys the SDK would reject.
+func TestSDKParityConfigEnv(t *testing.T) {
+	t.Parallel()
+	a := newAuthStack(t, authStackOptions{})
+	many := a.assets(t, "many-items")
+	writeEnv := func(t *testing.T, lines ...string) string {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "config.env"), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+
+	t.Run("lower-case", func(t *testing.T) {
+		var lines []string
+		for _, kv := range a.settingsNoRole() {
+			k, v, _ := strings.Cut(kv, "=")
+			lines = append(lines, strings.ToLower(k)+"="+v)
+		}
+		dir := writeEnv(t, lines...)
+		env := a.env(t, t.TempDir())
+		a.login(t, env, dir)
+		m := mountIn(t, dir, env)
+		if err := checkAsset(m, many[0], 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("expansion", func(t *testing.T) {
+		dir := writeEnv(t,
+			"PRESCIENT_ENDPOINT_URL=${API_BASE}/",
+			`PRESCIENT_API_KEY="${MY_PRESCIENT_KEY}"`,
+		)
+		env := a.env(t, t.TempDir(), "API_BASE="+strings.TrimSuffix(a.endpointURL(), "/"), "MY_PRESCIENT_KEY="+a.apiKey)
+		show := runCLI(t, env, dir, "config", "show")
+		if !regexp.MustCompile(`(?m)^PRESCIENT_ENDPOINT_URL\s+` + regexp.QuoteMeta(a.endpointURL()) + `\s`).MatchString(show.stdout) {
+			t.Errorf("config show does not expand ${API_BASE}:\n%s", show.stdout)
+		}
+		m := mountIn(t, dir, env)
+		if err := checkAsset(m, many[1], 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("sdk-only-keys", func(t *testing.T) {
+		dir := writeEnv(t,
+			"PRESCIENT_ENDPOINT_URL="+a.endpointURL(),
+			"PRESCIENT_API_KEY="+a.apiKey,
+			"PRESCIENT_AUTH_TOKEN_PATH=/home/someone/.prescient/token.json",
+			"PRESCIENT_UPLOAD_ROLE=arn:aws:iam::123456789012:role/prescient-upload",
+			"PRESCIENT_UPLOAD_BUCKET=prescient-uploads",
+			"PRESCIENT_GOOGLE_REDIRECT_PORT=8765",
+			"PRESCIENT_AWS_ROLE=arn:aws:iam::123456789012:role/ignored-with-a-key",
+		)
+		env := a.env(t, t.TempDir())
+		show := runCLI(t, env, dir, "config", "show")
+		if show.err != nil || strings.Contains(show.stdout, "warning:") {
+			t.Errorf("config show with SDK keys only: %v\n%s%s", show.err, show.stdout, show.stderr)
+		}
+		m := mountIn(t, dir, env)
+		if err := checkAsset(m, many[2], 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("empty-env-and-warnings", func(t *testing.T) {
+		dir := writeEnv(t,
+			"PRESCIENT_ENDPOINT_URL="+a.endpointURL(),
+			"PRESCIENT_AWS_ROLE=arn:aws:iam::123456789012:role/from-the-file",
+			"PRESCIENT_CLIENT_SECRET=cs-not-for-the-sdk",
+		)
+		env := a.env(t, t.TempDir(), "PRESCIENT_AWS_ROLE=")
+		show := runCLI(t, env, dir, "config", "show")
+		if !regexp.MustCompile(`(?m)^PRESCIENT_AWS_ROLE\s+-\s+\(env\)$`).MatchString(show.stdout) {
+			t.Errorf("an empty PRESCIENT_AWS_ROLE in the environment does not override the file:\n%s", show.stdout)
+		}
+		if !strings.Contains(show.stdout, "warning: PRESCIENT_CLIENT_SECRET in "+filepath.Join(dir, "config.env")) ||
+			!strings.Contains(show.stdout, "extra_forbidden") {
+			t.Errorf("config show does not warn about a key the SDK rejects:\n%s", show.stdout)
+		}
+		if strings.Contains(show.stdout, "cs-not-for-the-sdk") {
+			t.Error("config show printed a secret")
+		}
+	})
 }
