@@ -319,10 +319,19 @@ func classifyMSAL(profile string, err error) error {
 	if !errors.As(err, &ce) || ce.Resp == nil {
 		return fmt.Errorf("identity provider: %w", err)
 	}
-	code := oauthErrorCode(ce.Resp)
+	code, desc := oauthErrorCode(ce.Resp)
 	endpoint := "identity provider"
 	if ce.Req != nil && ce.Req.URL != nil {
 		endpoint = ce.Req.URL.Scheme + "://" + ce.Req.URL.Host + ce.Req.URL.Path
+	}
+	if strings.Contains(desc, "AADSTS7000218") {
+		// Entra asks a public client for a secret: the app registration
+		// does not allow public client flows, which device code needs
+		// (the SDK signs in with the browser and never did).
+		return fmt.Errorf("%s refused device-code sign-in (AADSTS7000218): the app registration (%s) does not allow public client flows. "+
+			"Sign in with a browser instead (`prescientfs auth login --browser`, on a machine with a display, then copy ~/.prescient and "+
+			"~/.prescient.json to the machine without one), or ask its administrator to set \"Allow public client flows\" to Yes "+
+			"(Entra ID > App registrations > Authentication): %w", endpoint, VarClientID, ErrCredentialsRejected)
 	}
 	switch code {
 	case "invalid_grant", "interaction_required", "login_required", "consent_required",
@@ -332,14 +341,17 @@ func classifyMSAL(profile string, err error) error {
 	return fmt.Errorf("%s answered HTTP %d %s", endpoint, ce.Resp.StatusCode, code)
 }
 
-func oauthErrorCode(resp *http.Response) string {
+// oauthErrorCode returns the error and error_description of an OAuth
+// error response (descriptions carry Entra's AADSTS codes; never secrets).
+func oauthErrorCode(resp *http.Response) (code, desc string) {
 	if resp.Body == nil {
-		return ""
+		return "", ""
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var v struct {
-		Error string `json:"error"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(data, &v)
-	return v.Error
+	return v.Error, v.Description
 }

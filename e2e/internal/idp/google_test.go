@@ -107,3 +107,35 @@ func TestGoogleSignIn(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceCodeWithoutPublicClientFlows: an app registration without
+// "Allow public client flows" refuses device code (AADSTS7000218); the
+// error says what to do, and the browser sign-in works.
+func TestDeviceCodeWithoutPublicClientFlows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := idp.StartT(t, idp.Options{AutoApprove: true})
+	s.SetPublicClientFlows(false)
+	settings := settingsFor(t, s, t.TempDir(), nil)
+	pc, err := creds.NewPublicClient(settings, creds.ClientOptions{HTTPClient: s.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pc.LoginDeviceCode(ctx, func(creds.DeviceCodeInfo) {})
+	if err == nil || !errors.Is(err, creds.ErrCredentialsRejected) {
+		t.Fatalf("device code without public client flows: %v", err)
+	}
+	for _, want := range []string{"AADSTS7000218", "--browser", "Allow public client flows"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	t.Logf("device code refused: %v", err)
+	tok, err := pc.LoginBrowser(ctx, func(u string) error {
+		go func() { _ = s.BrowserSignIn(u) }()
+		return nil
+	})
+	if err != nil || tok.Username == "" {
+		t.Fatalf("browser sign-in: %v", err)
+	}
+}

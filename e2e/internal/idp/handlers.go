@@ -174,6 +174,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) grantDeviceCode(w http.ResponseWriter, f url.Values, clientID string) {
+	if s.noPublicFlows.Load() {
+		oauthError(w, http.StatusUnauthorized, "invalid_client",
+			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+		return
+	}
 	dc := f.Get("device_code")
 	s.mu.Lock()
 	d, ok := s.devices[dc]

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,6 +99,8 @@ type Server struct {
 	policy  string
 	logf    func(string, ...any)
 	rotate  bool
+
+	noPublicFlows atomic.Bool // device-code grants fail with AADSTS7000218
 
 	mu          sync.Mutex
 	lifetime    time.Duration          // guarded by mu
@@ -301,6 +304,11 @@ func (s *Server) SetAutoApprove(on bool) {
 	defer s.mu.Unlock()
 	s.autoApprove = on
 }
+
+// SetPublicClientFlows turns "Allow public client flows" of the app
+// registration on (the default) or off: off, device-code sign-ins fail
+// with AADSTS7000218 as Entra's do.
+func (s *Server) SetPublicClientFlows(on bool) { s.noPublicFlows.Store(!on) }
 
 // SetClientSecret registers a confidential client for the client
 // credentials grant.
