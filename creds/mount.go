@@ -39,6 +39,8 @@ type MountAuth struct {
 	Stats func() Stats
 	// CredentialsExpiry is the real expiry of the last bucket credentials.
 	CredentialsExpiry func() time.Time
+	// CredentialsFrom says where bucket credentials come from, for people.
+	CredentialsFrom string
 }
 
 // Options tune NewMountAuth.
@@ -115,6 +117,7 @@ func NewMountAuth(ctx context.Context, s *Settings, o Options) (*MountAuth, erro
 		}
 		fp := &FileProxyProvider{URL: u, APIKey: key, Client: o.HTTPClient, Now: o.Now, Log: log, Margin: o.Margin, stats: stats}
 		m.S3Creds, m.CredentialsExpiry = NewCredentialsCache(fp), fp.Expiry
+		m.CredentialsFrom = u + " (api-key)"
 	} else {
 		if s.Mode() == ModeUser && !o.NoCheck && !s.Store.HasSession(s.Profile) {
 			return nil, loginRequired(s.Profile, "no saved session in %s", s.Store.ProfileDir(s.Profile))
@@ -135,6 +138,7 @@ func NewMountAuth(ctx context.Context, s *Settings, o Options) (*MountAuth, erro
 			wp := &WebIdentityProvider{Tokens: b, STS: api, RoleARN: s.AWSRole, Duration: s.STSDuration,
 				Now: o.Now, Log: log, Margin: o.Margin, stats: stats}
 			m.S3Creds, m.CredentialsExpiry = NewCredentialsCache(wp), wp.Expiry
+			m.CredentialsFrom = "STS AssumeRoleWithWebIdentity " + s.AWSRole
 		} else {
 			// As the SDK since 0.4: without a role, the API's fileproxy
 			// hands out bucket credentials for the user's token.
@@ -144,6 +148,7 @@ func NewMountAuth(ctx context.Context, s *Settings, o Options) (*MountAuth, erro
 			}
 			fp := &FileProxyProvider{URL: u, Tokens: b, Client: o.HTTPClient, Now: o.Now, Log: log, Margin: o.Margin, stats: stats}
 			m.S3Creds, m.CredentialsExpiry = NewCredentialsCache(fp), fp.Expiry
+			m.CredentialsFrom = u + " (bearer)"
 			log.Info("no "+VarAWSRole+": bucket credentials come from the API's fileproxy", "url", u)
 		}
 	}

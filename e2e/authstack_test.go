@@ -263,6 +263,9 @@ func (a *authStack) env(t *testing.T, configDir string, extra ...string) []strin
 		"AWS_ENDPOINT_URL_S3="+a.minio.Endpoint,
 		"AWS_ENDPOINT_URL_STS="+a.stsURL,
 		"PRESCIENT_CONFIG_DIR="+configDir,
+		// No display: `auth login` signs in by device code (or prints
+		// Google's URL) instead of opening a browser on this machine.
+		"DISPLAY=", "WAYLAND_DISPLAY=",
 	)
 	return append(env, extra...)
 }

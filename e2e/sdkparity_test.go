@@ -372,3 +372,52 @@ func TestSDKParityConfigEnv(t *testing.T) {
 		}
 	})
 }
+
+// TestSDKParityMicrosoftBrowser: with a display, `auth login` signs in with
+// the browser as the SDK does (MSAL's interactive flow; the browser is a
+// fake xdg-open that hands the URL to the test, which plays the user);
+// over SSH it uses the device code.
+func TestSDKParityMicrosoftBrowser(t *testing.T) {
+	t.Parallel()
+	a := newAuthStack(t, authStackOptions{})
+	bin := t.TempDir()
+	urlFile := filepath.Join(t.TempDir(), "opened")
+	script := "#!/bin/sh\nprintf '%s' \"$1\" > " + urlFile + ".tmp && mv " + urlFile + ".tmp " + urlFile + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := a.env(t, t.TempDir(), append(a.settingsNoRole(), "DISPLAY=:99", "PATH="+bin+":"+os.Getenv("PATH"))...)
+
+	done := make(chan cliResult, 1)
+	go func() { done <- runCLI(t, env, "", "auth", "login") }()
+	var opened string
+	for deadline := time.Now().Add(30 * time.Second); opened == ""; {
+		if data, err := os.ReadFile(urlFile); err == nil {
+			opened = string(data)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("auth login opened no browser within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := a.idp.BrowserSignIn(opened); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	r := <-done
+	if r.err != nil || !strings.Contains(r.stderr, "signed in as alice@example.test") {
+		t.Fatalf("auth login with a display: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	if st := a.idp.Stats(); st.AuthCodeGrants != 1 || st.DeviceCodesIssued != 0 {
+		t.Fatalf("IdP %+v: want one browser sign-in and no device code", st)
+	}
+
+	// Over SSH (a display forwarded or not): the device code.
+	a.login(t, append(env, "SSH_CONNECTION=192.0.2.1 50000 192.0.2.2 22"), "")
+	if st := a.idp.Stats(); st.DeviceCodeGrants != 1 {
+		t.Fatalf("IdP %+v: want a device-code sign-in over SSH", st)
+	}
+	if st := runCLI(t, env, "", "auth", "status"); st.err != nil || !strings.Contains(st.stdout, "alice@example.test") {
+		t.Fatalf("auth status: %v\n%s%s", st.err, st.stdout, st.stderr)
+	}
+}

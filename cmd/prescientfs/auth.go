@@ -253,6 +253,9 @@ func authStatus(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "profile:\t%s\n", s.Profile)
 	fmt.Fprintf(w, "mode:\t%s\n", ma.Mode)
+	if ma.Mode == creds.ModeUser {
+		fmt.Fprintf(w, "provider:\t%s\n", s.AuthProvider)
+	}
 	fmt.Fprintf(w, "catalog:\t%s\n", ma.STACURL)
 	var failed error
 	if ma.Bearer != nil {
@@ -262,13 +265,16 @@ func authStatus(c *cli.Context) error {
 			failed = err
 		} else {
 			fmt.Fprintf(w, "account:\t%s\n", tok.Username)
-			fmt.Fprintf(w, "tenant:\t%s\n", tok.TenantID)
+			if tok.TenantID != "" {
+				fmt.Fprintf(w, "tenant:\t%s\n", tok.TenantID)
+			}
 			fmt.Fprintf(w, "token expires:\t%s (in %s)\n", tok.Expires.Local().Format(time.RFC3339), time.Until(tok.Expires).Round(time.Second))
 		}
 	}
 	switch {
 	case failed != nil:
 	case ma.S3Creds != nil:
+		fmt.Fprintf(w, "bucket credentials from:\t%s\n", ma.CredentialsFrom)
 		if _, err := ma.S3Creds.Retrieve(ctx); err != nil {
 			fmt.Fprintf(w, "bucket credentials:\tnot available: %v\n", err)
 			failed = err
