@@ -61,6 +61,11 @@ type authStack struct {
 	fileproxyCalls atomic.Int64
 	// fileproxyBearerCalls counts fileproxy calls authorized by a bearer.
 	fileproxyBearerCalls atomic.Int64
+	// fileproxyStale, when set, makes the next fileproxy answer credentials
+	// MinIO does not know, announced to live an hour (credentials revoked
+	// or rotated behind the client's back); fileproxyStaleServed counts them.
+	fileproxyStale       atomic.Bool
+	fileproxyStaleServed atomic.Int64
 	stsCalls             atomic.Int64
 
 	mu      sync.Mutex
@@ -204,6 +209,15 @@ func (a *authStack) fileproxy(w http.ResponseWriter, r *http.Request) {
 		a.fileproxyBearerCalls.Add(1)
 	}
 	a.fileproxyCalls.Add(1)
+	if a.fileproxyStale.CompareAndSwap(true, false) {
+		a.fileproxyStaleServed.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"access_key_id": "STALE" + strings.ToUpper(randomHex(6)), "secret_access_key": randomHex(20),
+			"session_token": randomHex(32), "expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		})
+		return
+	}
 	c := sts.New(sts.Options{
 		Region: minio.Region, BaseEndpoint: aws.String(a.minio.Endpoint), HTTPClient: a.idp.HTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(a.minio.AccessKey, a.minio.SecretKey, ""),

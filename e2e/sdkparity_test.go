@@ -72,7 +72,9 @@ func liveReads(m *mount, list []asset, d time.Duration) (int64, int64, []string)
 // TestSDKParityFileproxyBearer: a profile without a role reads assets with
 // bucket credentials from {endpoint}fileproxy/credentials, asked with
 // Authorization: Bearer <id_token>; under a live reader the 4 s
-// credentials and 5 s tokens are renewed many times with no failed read.
+// credentials and 5 s tokens are renewed many times, and credentials S3
+// refuses before their announced expiration are renewed after the 403,
+// with no failed read.
 func TestSDKParityFileproxyBearer(t *testing.T) {
 	t.Parallel()
 	const lifetime, run = 5 * time.Second, 30 * time.Second
@@ -80,17 +82,34 @@ func TestSDKParityFileproxyBearer(t *testing.T) {
 	env := a.env(t, t.TempDir())
 	a.login(t, append(env, a.settingsNoRole()...), "")
 	m := mountIn(t, "", env, "--metadata-ttl", "1s")
+	// Twice during the run the fileproxy hands out credentials S3 refuses
+	// (announced to live an hour): the 403 must renew them, unseen.
+	stop := make(chan struct{})
+	go func() {
+		for _, at := range []time.Duration{run / 3, run / 3} {
+			select {
+			case <-time.After(at):
+				a.fileproxyStale.Store(true)
+			case <-stop:
+				return
+			}
+		}
+	}()
 	reads, failures, errs := liveReads(m, a.assets(t, "many-items"), run)
+	close(stop)
 	m.unmount(t)
 
 	log := readFile(m.log)
 	s := credentialStats(t, log)
 	t.Logf("fileproxy with a bearer: %s with %s tokens and %s credentials: %d reads, %d failed; "+
 		"token_renewals=%s credential_renewals=%s token_failures=%s credential_failures=%s credential_wait_p50=%s credential_wait_max=%s; "+
-		"fileproxy bearer calls %d, STS calls %d, STAC requests refused %d",
+		"fileproxy bearer calls %d (%d of them stale credentials S3 refused), STS calls %d, STAC requests refused %d",
 		run, lifetime, a.fileproxyLifetime, reads, failures, s["token_renewals"], s["credential_renewals"],
 		s["token_failures"], s["credential_failures"], s["credential_wait_p50"], s["credential_wait_max"],
-		a.fileproxyBearerCalls.Load(), a.stsCalls.Load(), a.rejected.Load())
+		a.fileproxyBearerCalls.Load(), a.fileproxyStaleServed.Load(), a.stsCalls.Load(), a.rejected.Load())
+	if n := a.fileproxyStaleServed.Load(); n != 2 {
+		t.Errorf("%d stale credentials handed out, want 2", n)
+	}
 	if failures > 0 {
 		t.Errorf("%d reads failed; first: %s", failures, strings.Join(errs, "\n"))
 	}
