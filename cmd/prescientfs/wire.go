@@ -55,6 +55,13 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 	if err != nil {
 		return nil, err
 	}
+	return wireAuth(ctx, c, log, auth)
+}
+
+// wireAuth builds a mount from its flags and an authentication already
+// resolved: the CLI resolves it from the process's settings, the CSI
+// plugin from a volume's attributes and Secret.
+func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catalogAuth) (*wiring, error) {
 	ioTimeout := c.Duration("io-timeout")
 	httpClient := &http.Client{Transport: newTransport(ioTimeout)}
 	client, err := stacindex.NewClient(auth.stacURL, stacindex.Options{
