@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prescient/prescientfs/e2e/internal/minio"
 )
 
 // The scenarios of issue 10: prescientfs works with every deployment the
@@ -286,6 +288,18 @@ func TestSDKParityGoogle(t *testing.T) {
 		}
 	}
 	m.unmount(t)
+
+	// With a role, the Google id_token is the web identity for STS.
+	sts := a.stsCalls.Load()
+	withRole := mountIn(t, "", append(env, "PRESCIENT_AWS_ROLE="+a.idp.RoleARN(), "PRESCIENT_AWS_REGION="+minio.Region,
+		"PRESCIENT_AWS_SESSION_DURATION=0"))
+	if err := checkAsset(withRole, many[0], 30*time.Second); err != nil {
+		t.Fatalf("google with a role: %v", err)
+	}
+	withRole.unmount(t)
+	if a.stsCalls.Load() == sts {
+		t.Error("a mount with a role made no STS call")
+	}
 	s := credentialStats(t, readFile(m.log))
 	t.Logf("google: revoked → EACCES after %s; new login → reads again after %s (no remount); mount totals %v",
 		denied.Round(time.Millisecond), healed.Round(time.Millisecond), s)

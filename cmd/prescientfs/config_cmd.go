@@ -39,9 +39,23 @@ func configShow(c *cli.Context) error {
 	if s.Configured() {
 		stac, _ := s.STACURL()
 		fmt.Fprintf(w, "catalog\t%s\n", stac)
-		if s.Mode() != creds.ModeAPIKey {
+		switch {
+		case s.Mode() == creds.ModeAPIKey:
+		case s.AuthProvider == creds.ProviderGoogle:
+			au, _ := creds.URLJoin(s.AuthURL, "/o/oauth2/auth")
+			tu, _ := creds.URLJoin(s.AuthURL, "/o/oauth2/token")
+			fmt.Fprintf(w, "google sign-in\t%s, token %s, redirect http://localhost:%d/\n", au, tu, s.GoogleRedirectPort)
+		default:
 			auth, _ := s.Authority()
 			fmt.Fprintf(w, "authority\t%s\n", auth)
+		}
+		if s.Mode() != creds.ModeAPIKey {
+			from := "STS AssumeRoleWithWebIdentity " + s.AWSRole
+			if s.AWSRole == "" {
+				from, _ = creds.URLJoin(s.EndpointURL, "fileproxy/credentials")
+				from += " with the bearer (no " + creds.VarAWSRole + ")"
+			}
+			fmt.Fprintf(w, "bucket credentials\t%s\n", from)
 		}
 		fmt.Fprintf(w, "mode\t%s\n", s.Mode())
 		if err := s.Validate(); err != nil {
