@@ -263,3 +263,63 @@ func TestScaleSearchMount(t *testing.T) {
 		t.Errorf("a rejected search: err %v, output %q; want a failed mount with the API's message", err, out)
 	}
 }
+
+// TestScaleIndexAcrossMounts: a remount within the metadata TTL lists from
+// the persistent index at once, with no item request; a corrupted or
+// deleted index is rebuilt and the tree stays right.
+func TestScaleIndexAcrossMounts(t *testing.T) {
+	withPlainBinary(t)
+	ss := newScaleStack(t)
+	idx := t.TempDir()
+	want := append(genIDs(ss.hundredK, 0, ss.hundredK.Items-1), "collection.json")
+	args := []string{"--layout", "flat", "--index-dir", idx, "--metadata-ttl", "1h"}
+	m := ss.mount(t, args...)
+	if d := diffNames(readNames(t, m.path("hundredk")), want); d != "" {
+		t.Fatalf("first listing: %s", d)
+	}
+	if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
+		t.Fatalf("small: %s", d)
+	}
+	m.unmount(t)
+	if len(filesIn(t, idx)) == 0 {
+		t.Fatalf("--index-dir %s holds no file after a mount listed 100,000 items", idx)
+	}
+
+	m = ss.mount(t, args...)
+	ss.stac.ResetRequests()
+	names, took := timedNames(t, m.path("hundredk"))
+	c := ss.counts()
+	t.Logf("ls of 100,000 items from the index in %v, %d requests", took, c.all)
+	if d := diffNames(names, want); d != "" {
+		t.Fatalf("listing from the index: %s", d)
+	}
+	if c.listings+c.itemByID > 0 {
+		t.Errorf("a listing within the TTL sent %d item requests: %v", c.listings+c.itemByID, c.listingPaths)
+	}
+	if took > slack*time.Second {
+		t.Errorf("a listing from the index took %v, want < 1 s", took)
+	}
+	m.unmount(t)
+
+	for _, damage := range []string{"corrupt", "truncate", "delete"} {
+		for _, f := range filesIn(t, idx) {
+			var err error
+			switch damage {
+			case "corrupt":
+				err = os.WriteFile(f, bytes.Repeat([]byte("not an index "), 4096), 0o600)
+			case "truncate":
+				err = os.Truncate(f, 100)
+			case "delete":
+				err = os.Remove(f)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		m = ss.mount(t, args...)
+		if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
+			t.Fatalf("small after the index was damaged (%s): %s", damage, d)
+		}
+		m.unmount(t)
+	}
+}

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,4 +160,50 @@ func diffNames(got, want []string) string {
 		}
 	}
 	return fmt.Sprintf("%s (%d names, %d wanted, %d missing, %d extra)", strings.Join(first, ", "), len(got), len(want), missing, extra)
+}
+
+var (
+	plainBinOnce sync.Once
+	plainBin     string
+	plainBinErr  error
+)
+
+// withPlainBinary makes the mounts of this test run a binary built without
+// -race, whose memory is the product's (the race detector multiplies it).
+// Swapping binPath is safe in a test that does not call t.Parallel: the
+// package's parallel tests start only after every sequential one ended.
+func withPlainBinary(t *testing.T) {
+	t.Helper()
+	plainBinOnce.Do(func() {
+		plainBin = filepath.Join(filepath.Dir(binPath), "prescientfs-norace")
+		out, err := exec.Command("go", "build", "-o", plainBin, "../cmd/prescientfs").CombinedOutput()
+		if err != nil {
+			plainBinErr = fmt.Errorf("building prescientfs without -race: %v\n%s", err, out)
+		}
+	})
+	if plainBinErr != nil {
+		t.Fatal(plainBinErr)
+	}
+	old := binPath
+	binPath = plainBin
+	t.Cleanup(func() { binPath = old })
+}
+
+// filesIn lists the regular files below dir.
+func filesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
