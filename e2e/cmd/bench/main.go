@@ -5,6 +5,10 @@
 //
 //	make build && go run ./e2e/cmd/bench -bin bin/prescientfs -dir .bench
 //
+// The catalog workloads (lookup by ID in a 10M collection, listings
+// against raw paging, the persistent index) need only the STAC test
+// server; run them alone with -only catalog.
+//
 // It needs root (to drop the page cache between cold runs and to mount
 // FUSE), GDAL and MinIO; rclone is measured too when it is on PATH. Data
 // is made fresh in a new MinIO each run; the big COG is cached in -dir.
@@ -43,6 +47,7 @@ type config struct {
 	reopenOpens int
 	cogSide     int
 	treeItems   int
+	catPageSize int
 
 	objectSize sizeFlag
 	readSize   sizeFlag
@@ -72,6 +77,7 @@ func parseFlags() config {
 	flag.IntVar(&c.reopenOpens, "reopen-opens", 3, "opens per pass in the repeated-opens workload")
 	flag.IntVar(&c.cogSide, "cog-side", fixtures.DefaultBigCOGSide, "side in pixels of the big 3-band COG (20000 makes >1 GiB)")
 	flag.IntVar(&c.treeItems, "tree-items", 200, "items (2 assets each) in the collection walked by find")
+	flag.IntVar(&c.catPageSize, "catalog-page-size", 250, "page size of the catalog workloads (--page-size of the mount and of the raw paging baseline)")
 	flag.Var(&c.objectSize, "object-size", "size of each random object (e.g. 1GiB, 64MiB)")
 	flag.Var(&c.readSize, "read-size", "read size of the sequential workloads")
 	flag.Var(&c.randSize, "random-size", "read size of the random workloads")
@@ -154,6 +160,9 @@ func (c *config) validate() error {
 	if c.jsonPath == "" {
 		c.jsonPath = filepath.Join(c.dir, "bench.json")
 	}
+	if c.catPageSize < 1 {
+		return fmt.Errorf("-catalog-page-size must be >= 1")
+	}
 	if c.runs < 1 || c.streams < 1 || c.randomReads < 1 || c.gdalWindows < 1 || c.reopenOpens < 1 {
 		return fmt.Errorf("-runs, -streams, -random-reads, -gdal-windows and -reopen-opens must be >= 1")
 	}
@@ -192,14 +201,21 @@ func run(ctx context.Context, c config, log *slog.Logger, cl *cleaner) error {
 	if b.cfg.bin, err = copyExecutable(c.bin, filepath.Join(b.tmpDir(), "prescientfs")); err != nil {
 		return err
 	}
-	st, err := startStack(ctx, c, log, cl)
-	if err != nil {
-		return err
+	// The catalog workloads bring their own STAC server: alone, they need
+	// neither MinIO nor the big COG.
+	if only := splitList(c.only); len(only) != 1 || only[0] != "catalog" {
+		st, err := startStack(ctx, c, log, cl)
+		if err != nil {
+			return err
+		}
+		b.st = st
 	}
-	b.st = st
 	b.rep.Setup = time.Since(start).Round(time.Millisecond).String()
 	log.Info("stack and data ready", "elapsed", b.rep.Setup)
 	if c.hold {
+		if b.st == nil {
+			return fmt.Errorf("-hold needs the read-path stack: not with -only catalog")
+		}
 		return b.holdStack(ctx)
 	}
 

@@ -109,7 +109,7 @@ func newReport(c config, start time.Time) *report {
 		Flags: map[string]any{
 			"runs": c.runs, "streams": c.streams, "random_reads": c.randomReads, "count_reads": c.countReads,
 			"gdal_windows": c.gdalWindows, "reopen_opens": c.reopenOpens, "cog_side": c.cogSide,
-			"tree_items": c.treeItems, "object_size": int64(c.objectSize), "read_size": int64(c.readSize),
+			"tree_items": c.treeItems, "catalog_page_size": c.catPageSize, "object_size": int64(c.objectSize), "read_size": int64(c.readSize),
 			"random_size": int64(c.randSize), "mount_flags": c.mountFlags, "only": c.only,
 			"rclone": c.rclone, "gdal": c.gdal, "drop_caches": c.dropCaches, "server_cache": c.serverCache,
 		},

@@ -14,7 +14,7 @@ import (
 )
 
 // allWorkloads in the order they run.
-var allWorkloads = []string{"tree", "seq", "conc", "random", "reopen", "gdal", "rclone"}
+var allWorkloads = []string{"tree", "seq", "conc", "random", "reopen", "gdal", "rclone", "catalog"}
 
 // baselines measured by the prescientfs workloads, reused by the rclone rows.
 type baselines struct {
@@ -25,17 +25,20 @@ type baselines struct {
 }
 
 func (b *bench) runWorkloads(ctx context.Context) error {
-	b.rep.Objects = append(slices.Clone(b.st.objs), b.st.cog)
+	if b.st != nil {
+		b.rep.Objects = append(slices.Clone(b.st.objs), b.st.cog)
+	}
 	only := splitList(b.cfg.only)
 	base := &baselines{seqBest: math.NaN(), concBest: math.NaN(), randP50: math.NaN(), randP90: math.NaN()}
 	steps := map[string]func(context.Context, *baselines) error{
-		"tree":   b.treeWorkload,
-		"seq":    b.seqWorkload,
-		"conc":   b.concWorkload,
-		"random": b.randomWorkload,
-		"reopen": b.reopenWorkload,
-		"gdal":   b.gdalWorkload,
-		"rclone": b.rcloneWorkloads,
+		"tree":    b.treeWorkload,
+		"seq":     b.seqWorkload,
+		"conc":    b.concWorkload,
+		"random":  b.randomWorkload,
+		"reopen":  b.reopenWorkload,
+		"gdal":    b.gdalWorkload,
+		"rclone":  b.rcloneWorkloads,
+		"catalog": b.catalogWorkloads,
 	}
 	for _, name := range allWorkloads {
 		if len(only) > 0 && !slices.Contains(only, name) {
