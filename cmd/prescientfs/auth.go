@@ -168,7 +168,15 @@ func microsoftLogin(ctx context.Context, c *cli.Context, s *creds.Settings) (cre
 		return creds.Token{}, err
 	}
 	if c.Bool("browser") || (!c.Bool("device-code") && canOpenBrowser()) {
-		return pc.LoginBrowser(ctx, nil)
+		var openErr error
+		tok, err := pc.LoginBrowser(ctx, func(u string) error {
+			openErr = browser.OpenURL(u)
+			return openErr
+		})
+		if openErr == nil || c.Bool("browser") {
+			return tok, err
+		}
+		fmt.Fprintf(errWriter(c), "prescientfs: could not open a browser (%v); signing in with a device code instead\n", openErr)
 	}
 	return pc.LoginDeviceCode(ctx, func(info creds.DeviceCodeInfo) {
 		printDeviceCode(c.App.ErrWriter, info)
