@@ -23,10 +23,14 @@ type collectionDir struct {
 }
 
 var (
-	_ fusefs.NodeLookuper  = (*collectionDir)(nil)
-	_ fusefs.NodeReaddirer = (*collectionDir)(nil)
-	_ fusefs.NodeGetattrer = (*collectionDir)(nil)
+	_ fusefs.NodeLookuper       = (*collectionDir)(nil)
+	_ fusefs.NodeOpendirHandler = (*collectionDir)(nil)
+	_ fusefs.NodeGetattrer      = (*collectionDir)(nil)
 )
+
+func (d *collectionDir) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	return &listHandle{open: d.Readdir}, 0, 0
+}
 
 func (d *collectionDir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = dirMode

@@ -16,9 +16,9 @@ import (
 // dateDir is a directory of the date layout: a year (m == 0) lists its
 // months, a month (d == 0) its days, both from the calendar and the
 // collection's temporal extent, with no catalog request; a day lists its
-// items (a datetime-filtered listing, streamed). Listing a month starts
-// filling its days in the background, a few at a time, so that a walk
-// over a date range does not wait for each day in turn.
+// items (a datetime-filtered listing, streamed). Listing a day starts
+// filling the next few days in the background, so that a walk over a
+// date range (find) does not wait for each day in turn.
 type dateDir struct {
 	fusefs.Inode
 	readOnly
@@ -29,10 +29,14 @@ type dateDir struct {
 }
 
 var (
-	_ fusefs.NodeLookuper  = (*dateDir)(nil)
-	_ fusefs.NodeReaddirer = (*dateDir)(nil)
-	_ fusefs.NodeGetattrer = (*dateDir)(nil)
+	_ fusefs.NodeLookuper       = (*dateDir)(nil)
+	_ fusefs.NodeOpendirHandler = (*dateDir)(nil)
+	_ fusefs.NodeGetattrer      = (*dateDir)(nil)
 )
+
+func (d *dateDir) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	return &listHandle{open: d.Readdir}, 0, 0
+}
 
 func newDateDir(ctx context.Context, parent *fusefs.Inode, f *fsys, node *dateDir, out *fuse.EntryOut) *fusefs.Inode {
 	node.fs = f
@@ -92,13 +96,11 @@ func (d *dateDir) child(n int) *dateDir {
 func (d *dateDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	if d.d != 0 {
 		path := d.Path(nil)
+		d.fs.Tree.PrefetchDays(ctx, d.coll, d.ext, time.Date(d.y, time.Month(d.m), d.d, 0, 0, 0, 0, time.UTC))
 		return &listStream{listing: d.fs.Tree.Day(ctx, d.coll, d.y, d.m, d.d),
 			ino:     func(id string) uint64 { return ino(d.coll, "date", id) },
 			onError: func(err error) syscall.Errno { return d.fs.fail("readdir", path, err) },
 		}, 0
-	}
-	if d.m != 0 {
-		d.fs.Tree.PrefetchMonth(ctx, d.coll, d.ext, d.y, d.m)
 	}
 	var entries []fuse.DirEntry
 	for _, n := range d.children() {

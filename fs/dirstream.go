@@ -72,3 +72,67 @@ func (s *listStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (s *listStream) Close() {}
+
+// listHandle is the open handle of a large directory (a collection, a
+// day). It streams like go-fuse's own DirStream handle, and answers the
+// lookups of READDIRPLUS with "no entry attributes": the kernel then
+// keeps the names as a plain readdir would, and looks a name up only when
+// it is used. Without this, listing a 100,000-item collection would make
+// (and keep) 100,000 inodes, and cost a lookup of every item.
+type listHandle struct {
+	open func(ctx context.Context) (fusefs.DirStream, syscall.Errno)
+	ds   fusefs.DirStream
+}
+
+var (
+	_ fusefs.FileReaddirenter = (*listHandle)(nil)
+	_ fusefs.FileSeekdirer    = (*listHandle)(nil)
+	_ fusefs.FileReleasedirer = (*listHandle)(nil)
+	_ fusefs.FileLookuper     = (*listHandle)(nil)
+)
+
+func (h *listHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.ds == nil {
+		ds, errno := h.open(ctx)
+		if errno != 0 {
+			return nil, errno
+		}
+		h.ds = ds
+	}
+	if !h.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := h.ds.Next()
+	return &e, errno
+}
+
+func (h *listHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if h.ds == nil {
+		ds, errno := h.open(ctx)
+		if errno != 0 {
+			return errno
+		}
+		h.ds = ds
+	}
+	if sd, ok := h.ds.(fusefs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	if off == 0 {
+		h.ds.Close()
+		h.ds = nil
+		return 0
+	}
+	return syscall.ENOTSUP
+}
+
+func (h *listHandle) Releasedir(ctx context.Context, flags uint32) {
+	if h.ds != nil {
+		h.ds.Close()
+	}
+}
+
+// Lookup of READDIRPLUS: an error leaves the entry's node ID zero, which
+// the kernel takes as "no attributes given", not as a missing name.
+func (h *listHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.ENOTSUP
+}

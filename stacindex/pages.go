@@ -85,6 +85,9 @@ type ItemQuery struct {
 	Collection string // GET /collections/{Collection}/items
 	Datetime   string // a datetime filter (RFC 3339 interval) on Collection
 	Search     *Search
+	// Heads: parse only what a listing needs (ID, Collection, Datetime,
+	// Raw); no assets, self link or mtime. Listings are CPU-bound on JSON.
+	Heads bool
 }
 
 // ItemPages calls each with the items of every page, in order, dropping
@@ -107,8 +110,12 @@ func (c *Client) ItemPages(ctx context.Context, q ItemQuery, each func(items []I
 	seen := map[string]struct{}{}
 	err := c.pages(ctx, r, func(p *page) error {
 		items := make([]Item, 0, len(p.Features))
+		parse := ParseItem
+		if q.Heads {
+			parse = parseItemHead
+		}
 		for _, raw := range p.Features {
-			it, err := ParseItem(raw, base)
+			it, err := parse(raw, base)
 			if err != nil {
 				c.log.Warn("skipping a malformed item", "collection", q.Collection, "err", err)
 				continue
@@ -141,32 +148,53 @@ var ErrStop = errors.New("stop paging")
 // pages fetches r and follows rel=next links (GET, or POST with a body)
 // until there are none, a link repeats, or MaxPages is reached. A page
 // request the API fails with 500, 502 or 413 is asked again with half the
-// limit, and the client keeps the smaller limit for later pages.
+// limit, and the client keeps the smaller limit for later pages. The next
+// page is fetched while each handles the current one, so that parsing
+// and storing a page overlap the catalog's time for the next.
 func (c *Client) pages(ctx context.Context, r request, each func(*page) error) error {
-	seen := map[string]bool{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		body []byte
+		err  error
+	}
+	fetch := func(r request) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			body, err := c.getPage(ctx, r)
+			ch <- result{body, err}
+		}()
+		return ch
+	}
+	seen := map[string]bool{r.key(): true}
+	pending := fetch(r)
 	for n := 0; ; n++ {
-		if n == c.opt.MaxPages {
-			c.log.Warn("stopped paging at the page limit", "url", redact(r.url), "pages", n)
-			return nil
-		}
-		seen[r.key()] = true
-		body, err := c.getPage(ctx, r)
-		if err != nil {
-			return err
+		res := <-pending
+		if res.err != nil {
+			return res.err
 		}
 		var p page
-		if err := json.Unmarshal(body, &p); err != nil {
+		if err := json.Unmarshal(res.body, &p); err != nil {
 			return fmt.Errorf("%s %s: malformed page: %v", r.method, redact(r.url), err)
+		}
+		next, ok := nextRequest(p.Links, r)
+		switch {
+		case !ok:
+			pending = nil
+		case seen[next.key()]:
+			c.log.Warn("next link repeats an earlier page; stopping", "url", redact(next.url))
+			pending = nil
+		case n+1 == c.opt.MaxPages:
+			c.log.Warn("stopped paging at the page limit", "url", redact(next.url), "pages", n+1)
+			pending = nil
+		default:
+			seen[next.key()] = true
+			pending = fetch(next)
 		}
 		if err := each(&p); err != nil {
 			return err
 		}
-		next, ok := nextRequest(p.Links, r)
-		if !ok {
-			return nil
-		}
-		if seen[next.key()] {
-			c.log.Warn("next link repeats an earlier page; stopping", "url", redact(next.url))
+		if pending == nil {
 			return nil
 		}
 		r = next
@@ -201,6 +229,39 @@ func nextRequest(links []Link, cur request) (request, bool) {
 		return next, true
 	}
 	return request{}, false
+}
+
+// parseItemHead parses the fields of an item a listing needs.
+func parseItemHead(raw json.RawMessage, _ string) (Item, error) {
+	var f struct {
+		ID         any    `json:"id"`
+		Collection string `json:"collection"`
+		Properties struct {
+			Datetime *string `json:"datetime"`
+			Start    *string `json:"start_datetime"`
+		} `json:"properties"`
+	}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return Item{}, fmt.Errorf("item is not a JSON object")
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return Item{}, fmt.Errorf("item is not valid JSON: %v", err)
+	}
+	id, ok := f.ID.(string)
+	if !ok || id == "" {
+		return Item{}, fmt.Errorf("item has no string id")
+	}
+	it := Item{ID: id, Collection: f.Collection, Raw: raw}
+	for _, s := range []*string{f.Properties.Datetime, f.Properties.Start} {
+		if s == nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, *s); err == nil {
+			it.Datetime = t.UTC()
+			break
+		}
+	}
+	return it, nil
 }
 
 // ParseItem parses one item feature; base resolves a relative self link.

@@ -197,12 +197,18 @@ func (s *Search) request(c *Client) request {
 	return request{method: http.MethodGet, url: c.resolve("search?" + q.Encode())}
 }
 
+// itemURL is an item's own URL: the base of its relative links when its
+// document has no self link.
+func (c *Client) itemURL(collection, id string) string {
+	return c.resolve("collections/" + url.PathEscape(collection) + "/items/" + url.PathEscape(id))
+}
+
 // ItemByID fetches one item: GET /collections/{c}/items/{id}; when that
 // answers 404 (pgstac does for IDs that contain "/"), a search by ID,
 // whose answer is checked (an API may ignore the ids filter). At most two
 // requests; ErrNotFound when the catalog has no such item.
 func (c *Client) ItemByID(ctx context.Context, collection, id string) (Item, error) {
-	u := c.resolve("collections/" + url.PathEscape(collection) + "/items/" + url.PathEscape(id))
+	u := c.itemURL(collection, id)
 	body, err := c.get(ctx, request{method: http.MethodGet, url: u})
 	if err == nil {
 		it, err := ParseItem(body, u)

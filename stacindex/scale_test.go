@@ -285,12 +285,12 @@ func TestAutoLayout(t *testing.T) {
 			if l, err := tree.Layout(bg, "big"); err != nil || l != LayoutDate {
 				t.Fatalf("big: %v %v", l, err)
 			}
-			want := 4 // 300+1 items in pages of 100
+			want := 4 // 300+1 items in pages of 100 (and maybe the page read ahead)
 			if nm {
 				want = 1
 			}
-			if got := f.requests("/collections/big/items?"); len(got) != want {
-				t.Fatalf("%d listing requests for big, want %d", len(got), want)
+			if got := f.requests("/collections/big/items?"); len(got) < want || len(got) > want+1 {
+				t.Fatalf("%d listing requests for big, want %d (+1 read ahead)", len(got), want)
 			}
 			l, _ := tree.Items(bg, "small")
 			if n := len(listAll(t, l)); n != 250 {

@@ -118,7 +118,7 @@ func (t *Tree) fillSearch(ctx context.Context, st *searchState) {
 	writers := map[string]*listingWriter{}
 	total := 0
 	var firstOnce sync.Once
-	err := t.client.ItemPages(ctx, ItemQuery{Search: t.opt.Search}, func(items []Item, _ int64) error {
+	err := t.client.ItemPages(ctx, ItemQuery{Search: t.opt.Search, Heads: true}, func(items []Item, _ int64) error {
 		defer firstOnce.Do(func() { close(st.first) })
 		now := t.now()
 		if t.opt.MaxItems > 0 && total+len(items) > t.opt.MaxItems {
@@ -152,9 +152,7 @@ func (t *Tree) fillSearch(ctx context.Context, st *searchState) {
 				}
 				w.page(c, its, names, now)
 			}
-			for _, it := range its[:min(len(its), t.opt.MaxItemDocs/2)] {
-				t.keepItem(it, now)
-			}
+			t.keepRaw(c, its, now)
 			st.mu.Lock()
 			l := st.colls[c]
 			if l == nil {
@@ -172,9 +170,6 @@ func (t *Tree) fillSearch(ctx context.Context, st *searchState) {
 	})
 	now := t.now()
 	st.mu.Lock()
-	for _, l := range st.colls {
-		l.finish(err, now)
-	}
 	order := append([]string(nil), st.order...)
 	st.mu.Unlock()
 	if t.opt.Index != nil {
@@ -195,6 +190,11 @@ func (t *Tree) fillSearch(ctx context.Context, st *searchState) {
 			}
 		}
 	}
+	st.mu.Lock()
+	for _, l := range st.colls {
+		l.finish(err, now)
+	}
+	st.mu.Unlock()
 	st.err, st.fetched = err, now
 	firstOnce.Do(func() { close(st.first) })
 	close(st.done)

@@ -71,6 +71,9 @@ type Tree struct {
 	listTotal int                        // guarded by mu; entries of complete listings in lists
 	items     map[string]*list.Element   // guarded by mu; coll\x00id -> itemLRU element
 	itemLRU   *list.List                 // guarded by mu; of *cachedItem
+	raws      map[string]*list.Element   // guarded by mu; coll\x00id -> rawLRU element
+	rawLRU    *list.List                 // guarded by mu; of *rawDoc
+	rawBytes  int                        // guarded by mu; bytes of the documents in rawLRU
 	names     map[string]string          // guarded by mu; coll\x00hashed name -> ID
 	modes     map[string]Layout          // guarded by mu; auto's decision per collection
 	search    *searchState               // guarded by mu; nil until the search starts
@@ -96,8 +99,12 @@ type TreeOptions struct {
 	// 500,000, ~50 MiB); listings beyond it are dropped, least recently
 	// used first, and read back from the index (or the catalog).
 	MaxListEntries int
-	// MaxItemDocs bounds the item documents kept in memory (default 2048).
+	// MaxItemDocs bounds the parsed item documents kept in memory
+	// (default 2048).
 	MaxItemDocs int
+	// MaxRawBytes bounds the listed item documents kept unparsed in memory
+	// (default 16 MiB): the item directories read after a listing.
+	MaxRawBytes int
 	// DayConcurrency bounds the days fetched at once when a month is
 	// listed (default 4).
 	DayConcurrency int
@@ -158,12 +165,15 @@ func NewTreeOptions(client *Client, o TreeOptions) *Tree {
 	if o.MaxItemDocs <= 0 {
 		o.MaxItemDocs = 2048
 	}
+	if o.MaxRawBytes <= 0 {
+		o.MaxRawBytes = 16 << 20
+	}
 	if o.DayConcurrency <= 0 {
 		o.DayConcurrency = 4
 	}
 	return &Tree{client: client, resolver: o.Resolver, ttl: o.TTL, log: o.Log, now: time.Now, opt: o,
 		warned: map[string]bool{}, lists: map[string]*listSlot{}, listLRU: list.New(),
-		items: map[string]*list.Element{}, itemLRU: list.New(), names: map[string]string{}, modes: map[string]Layout{}}
+		items: map[string]*list.Element{}, itemLRU: list.New(), raws: map[string]*list.Element{}, rawLRU: list.New(), names: map[string]string{}, modes: map[string]Layout{}}
 }
 
 // Collections lists the root directory: every collection, or in a

@@ -1,6 +1,7 @@
 package stacindex
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -61,9 +62,12 @@ func (t *Tree) Item(ctx context.Context, collectionID, id string) (*ItemEntry, e
 		hit = el.Value.(*cachedItem)
 	}
 	t.mu.Unlock()
+	if hit == nil {
+		hit = t.rawItem(collectionID, id)
+	}
 	if hit == nil && t.opt.Index != nil {
 		if raw, fetched, ok := t.opt.Index.Item(collectionID, id); ok {
-			if it, err := ParseItem(raw, t.client.resolve("collections/"+collectionID+"/items/"+id)); err == nil && it.ID == id {
+			if it, err := ParseItem(raw, t.client.itemURL(collectionID, id)); err == nil && it.ID == id {
 				it.Collection = collectionID
 				hit = t.keepItem(it, fetched)
 			}
@@ -123,3 +127,59 @@ func (t *Tree) keepItem(it Item, fetched time.Time) *cachedItem {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// rawDoc is an item document as a listing served it, not yet parsed.
+type rawDoc struct {
+	key     string
+	raw     []byte
+	fetched time.Time
+}
+
+// keepRaw keeps the documents of a listed page, unparsed, in a cache
+// bounded by MaxRawBytes: the item directories a reader opens after a
+// listing need neither a request nor the index.
+func (t *Tree) keepRaw(coll string, items []Item, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, it := range items {
+		// A copy: the page's body is not kept alive by its items.
+		d := &rawDoc{key: coll + "\x00" + it.ID, raw: bytes.Clone(it.Raw), fetched: now}
+		if el, ok := t.raws[d.key]; ok {
+			t.rawBytes -= len(el.Value.(*rawDoc).raw)
+			el.Value = d
+			t.rawLRU.MoveToFront(el)
+		} else {
+			t.raws[d.key] = t.rawLRU.PushFront(d)
+		}
+		t.rawBytes += len(d.raw)
+	}
+	for t.rawBytes > t.opt.MaxRawBytes && t.rawLRU.Len() > 0 {
+		old := t.rawLRU.Back()
+		d := old.Value.(*rawDoc)
+		t.rawLRU.Remove(old)
+		delete(t.raws, d.key)
+		t.rawBytes -= len(d.raw)
+	}
+}
+
+// rawItem parses a document keepRaw kept (and moves it to the parsed cache).
+func (t *Tree) rawItem(coll, id string) *cachedItem {
+	key := coll + "\x00" + id
+	t.mu.Lock()
+	el, ok := t.raws[key]
+	if ok {
+		d := el.Value.(*rawDoc)
+		t.rawLRU.Remove(el)
+		delete(t.raws, key)
+		t.rawBytes -= len(d.raw)
+		t.mu.Unlock()
+		it, err := ParseItem(d.raw, t.client.itemURL(coll, id))
+		if err != nil || it.ID != id {
+			return nil
+		}
+		it.Collection = coll
+		return t.keepItem(it, d.fetched)
+	}
+	t.mu.Unlock()
+	return nil
+}

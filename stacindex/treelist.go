@@ -112,21 +112,17 @@ func (t *Tree) Day(ctx context.Context, collectionID string, y, m, d int) *Listi
 	return t.listing(ctx, daySpec(collectionID, time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)))
 }
 
-// PrefetchMonth starts filling the days of a month in the background,
-// DayConcurrency at a time, so that a walk over a date range does not
-// wait for each day in turn.
-func (t *Tree) PrefetchMonth(ctx context.Context, coll string, ext Extent, y, m int) {
-	go func() {
-		sem := make(chan struct{}, t.opt.DayConcurrency)
-		for d := 1; d <= DaysIn(y, m); d++ {
-			if !ext.Contains(t.now(), y, m, d) {
-				continue
-			}
-			sem <- struct{}{}
-			l := t.Day(context.WithoutCancel(ctx), coll, y, m, d)
-			go func() { l.Wait(); <-sem }()
+// PrefetchDays starts filling the DayConcurrency-1 days after day (within
+// the extent) in the background, so that a walk over a date range finds
+// them ready: a walk fetches several days at once, and no more.
+func (t *Tree) PrefetchDays(ctx context.Context, coll string, ext Extent, day time.Time) {
+	for i := 1; i < t.opt.DayConcurrency; i++ {
+		d := day.AddDate(0, 0, i)
+		if !ext.Contains(t.now(), d.Year(), int(d.Month()), d.Day()) {
+			return
 		}
-	}()
+		t.listing(context.WithoutCancel(ctx), daySpec(coll, d))
+	}
 }
 
 // listing returns the listing of spec: cached in memory, else read back
@@ -190,7 +186,9 @@ func (t *Tree) fill(ctx context.Context, spec listSpec, l *Listing, s *listSlot)
 	if t.opt.Index != nil {
 		w = t.opt.Index.newListing(spec.key)
 	}
-	err := t.client.ItemPages(ctx, spec.query, func(items []Item, matched int64) error {
+	q := spec.query
+	q.Heads = true
+	err := t.client.ItemPages(ctx, q, func(items []Item, matched int64) error {
 		kept := items[:0]
 		for _, it := range items {
 			if it.Collection != spec.coll {
@@ -214,18 +212,16 @@ func (t *Tree) fill(ctx context.Context, spec listSpec, l *Listing, s *listSlot)
 		t.mu.Lock()
 		t.rememberNames(spec.coll, es)
 		t.mu.Unlock()
-		for _, it := range kept[:min(len(kept), t.opt.MaxItemDocs/2)] {
-			t.keepItem(it, now)
-		}
+		t.keepRaw(spec.coll, kept, now)
 		if l.add(es, matched, spec.limit) {
 			return ErrStop
 		}
 		return nil
 	})
 	now := t.now()
-	l.finish(err, now)
-	_, _, n, _ := l.state()
+	n := l.Len()
 	overflow := func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.overflow }()
+	// The index first: a reader that saw the listing end finds it there.
 	if w != nil {
 		if err == nil && !overflow {
 			w.complete(now)
@@ -233,6 +229,7 @@ func (t *Tree) fill(ctx context.Context, spec listSpec, l *Listing, s *listSlot)
 			w.abandon()
 		}
 	}
+	l.finish(err, now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.refreshing = false
