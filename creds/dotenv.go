@@ -8,19 +8,22 @@ import (
 )
 
 // The SDK reads config.env with pydantic-settings, which calls
-// python-dotenv's dotenv_values. This parser follows python-dotenv 1.x:
+// python-dotenv's dotenv_values. This parser follows python-dotenv 1.2
+// (the version in the SDK v0.4.2 lock file):
 //
 //   - KEY=VALUE lines, an optional "export " prefix, blank lines and
 //     "# comments"; a line that does not parse is skipped (python-dotenv
 //     logs it and goes on), and reported in dotenvFile.skipped.
-//   - Unquoted values end at " #" (a comment) and are trimmed.
-//   - 'single quotes': literal (only \\ and \' are escapes), no expansion.
+//   - Unquoted values end at " #" (a comment) and are trimmed; as in
+//     python-dotenv 1.2 (the SDK's lock), "KEY=  # note" is "# note" (later
+//     releases read it as empty).
+//   - 'single quotes': only \\ and \' are escapes.
 //   - "double quotes": \\ \' \" \a \b \f \n \r \t \v escapes; values may
-//     span lines, as in either kind of quotes.
-//   - ${VAR} and ${VAR:-default} are expanded in unquoted and
-//     double-quoted values, from the keys above in the file first, then
-//     the process environment (dotenv_values' override=True). $VAR without
-//     braces stays as written.
+//     span lines, in either kind of quotes.
+//   - ${VAR} and ${VAR:-default} are expanded in every value (python-dotenv
+//     does not spare single quotes), from the keys above in the file first,
+//     then the process environment (dotenv_values' override=True). $VAR
+//     without braces stays as written.
 //
 // github.com/joho/godotenv (v1.5.1) was the library to use, but it differs
 // where users notice: it expands ${VAR} only from keys earlier in the same
@@ -54,7 +57,7 @@ func parseDotenv(src string, lookupEnv func(string) (string, bool)) *dotenvFile 
 	p := &dotenvParser{src: src, line: 1}
 	for !p.eof() {
 		start := p.line
-		key, val, quote, ok := p.binding()
+		key, val, ok := p.binding()
 		if !ok {
 			f.skipped = append(f.skipped, start)
 			p.skipLine()
@@ -63,18 +66,16 @@ func parseDotenv(src string, lookupEnv func(string) (string, bool)) *dotenvFile 
 		if key == "" {
 			continue
 		}
-		if quote != '\'' {
-			val = dotenvVarRE.ReplaceAllStringFunc(val, func(m string) string {
-				g := dotenvVarRE.FindStringSubmatch(m)
-				if v, ok := f.values[g[1]]; ok {
-					return v
-				}
-				if v, ok := lookupEnv(g[1]); ok {
-					return v
-				}
-				return g[2]
-			})
-		}
+		val = dotenvVarRE.ReplaceAllStringFunc(val, func(m string) string {
+			g := dotenvVarRE.FindStringSubmatch(m)
+			if v, ok := f.values[g[1]]; ok {
+				return v
+			}
+			if v, ok := lookupEnv(g[1]); ok {
+				return v
+			}
+			return g[2]
+		})
 		if _, seen := f.values[key]; !seen {
 			f.keys = append(f.keys, key)
 		}
@@ -136,11 +137,11 @@ func (p *dotenvParser) endOfLine() bool {
 }
 
 // binding parses one line; key is "" for a blank or comment line.
-func (p *dotenvParser) binding() (key, val string, quote byte, ok bool) {
+func (p *dotenvParser) binding() (key, val string, ok bool) {
 	p.spaces()
 	if p.eof() || p.peek() == '\n' || p.peek() == '#' {
 		p.skipLine()
-		return "", "", 0, true
+		return "", "", true
 	}
 	if strings.HasPrefix(p.src[p.pos:], "export ") {
 		p.pos += len("export ")
@@ -149,7 +150,7 @@ func (p *dotenvParser) binding() (key, val string, quote byte, ok bool) {
 	if p.peek() == '\'' {
 		k, good := p.quoted('\'')
 		if !good {
-			return "", "", 0, false
+			return "", "", false
 		}
 		key = k
 	} else {
@@ -160,15 +161,15 @@ func (p *dotenvParser) binding() (key, val string, quote byte, ok bool) {
 		key = p.src[start:p.pos]
 	}
 	if key == "" {
-		return "", "", 0, false
+		return "", "", false
 	}
 	p.spaces()
 	if p.peek() != '=' {
 		// "KEY" alone: python-dotenv yields None, which pydantic ignores.
 		if p.endOfLine() {
-			return "", "", 0, true
+			return "", "", true
 		}
-		return "", "", 0, false
+		return "", "", false
 	}
 	p.next()
 	p.spaces()
@@ -176,9 +177,9 @@ func (p *dotenvParser) binding() (key, val string, quote byte, ok bool) {
 	case '\'', '"':
 		v, good := p.quoted(c)
 		if !good || !p.endOfLine() {
-			return "", "", 0, false
+			return "", "", false
 		}
-		return key, v, c, true
+		return key, v, true
 	}
 	start := p.pos
 	for !p.eof() && p.peek() != '\n' {
@@ -191,7 +192,7 @@ func (p *dotenvParser) binding() (key, val string, quote byte, ok bool) {
 	if i := commentRE.FindStringIndex(val); i != nil {
 		val = val[:i[0]]
 	}
-	return key, strings.TrimSpace(val), 0, true
+	return key, strings.TrimSpace(val), true
 }
 
 var commentRE = regexp.MustCompile(`\s+#`)

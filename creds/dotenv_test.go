@@ -29,12 +29,14 @@ lower_case=works
 EMPTY=
 this line does not parse
 QUOTED="x" # trailing comment
+ONLY_COMMENT=   # nothing
+HASH_VALUE=#value
 `, env)
 	want := map[string]string{
 		"PLAIN": "value", "EXPORTED": "yes", "SPACED": "padded value", "HASH": "a#b",
-		"SQ": `single ${HOME} \n`, "DQ": "line1\nline2 \"q\" /home/ada", "MULTI": "first\nsecond",
+		"SQ": `single /home/ada \n`, "DQ": "line1\nline2 \"q\" /home/ada", "MULTI": "first\nsecond",
 		"SHADOWED": "file", "FROM_FILE": "file/x", "FROM_ENV": "from-env", "DEFAULTED": "fallback",
-		"MISSING": "[]", "DOLLAR": "$HOME", "lower_case": "works", "EMPTY": "", "QUOTED": "x",
+		"MISSING": "[]", "DOLLAR": "$HOME", "lower_case": "works", "EMPTY": "", "QUOTED": "x", "ONLY_COMMENT": "# nothing", "HASH_VALUE": "#value",
 	}
 	if !reflect.DeepEqual(f.values, want) {
 		for k, v := range want {
