@@ -70,6 +70,7 @@ PRESCIENT_UPLOAD_ROLE=arn:aws:iam::123456789012:role/upload
 PRESCIENT_UPLOAD_BUCKET=uploads
 PRESCIENT_CLIENT_SECRET=${SP_SECRET}
 OTHER_TOOL=1
+EMPTY_OTHER=
 `)
 	environ := []string{"API_HOST=api.example.com", "prescient_aws_region=eu-west-1", "PRESCIENT_AWS_ROLE=",
 		"PRESCIENT_CONFIG_DIR=" + t.TempDir(), "SP_SECRET=sp-secret-value-123456"}
@@ -103,7 +104,7 @@ OTHER_TOOL=1
 			t.Errorf("warnings lack %q:\n%s", k, w)
 		}
 	}
-	for _, k := range []string{"UPLOAD", "TOKEN_PATH", "prescient_endpoint_url", "sp-secret"} {
+	for _, k := range []string{"UPLOAD", "TOKEN_PATH", "prescient_endpoint_url", "sp-secret", "EMPTY_OTHER"} {
 		if strings.Contains(w, k) {
 			t.Errorf("warnings mention %q:\n%s", k, w)
 		}

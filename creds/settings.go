@@ -475,7 +475,8 @@ func (s *Settings) FileWarnings() []string {
 	}
 	var out []string
 	for _, k := range s.file.keys {
-		if sdk[strings.ToUpper(k)] {
+		// pydantic-settings passes on unknown keys only with a value.
+		if sdk[strings.ToUpper(k)] || s.file.values[k] == "" {
 			continue
 		}
 		hint := "remove it"
