@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			statsCommand(),
 			versionCommand(),
 			authCommand(), configCommand(),
+			csiCommand(),
 		},
 	}
 }
