@@ -186,11 +186,13 @@ func TestScaleFindOverDays(t *testing.T) {
 	}
 }
 
-// TestScaleAdaptivePaging lists a collection whose API fails limits above
-// 267 with a 500, as Earth Search does: every item is listed, and the
-// failing size is not asked again and again.
+// TestScaleAdaptivePaging lists collections whose API fails limits above
+// 267 with a 500, as Earth Search does, or caps them silently: every item
+// is listed once, and the failing size is not asked again and again.
 func TestScaleAdaptivePaging(t *testing.T) {
-	ss := newScaleStack(t, stacserver.GenSpec{ID: "earth", Items: 3000, FailLimitAbove: 267, MaxLimit: 10000})
+	ss := newScaleStack(t,
+		stacserver.GenSpec{ID: "earth", Items: 3000, FailLimitAbove: 267, MaxLimit: 10000},
+		stacserver.GenSpec{ID: "capped", Items: 1500, MaxLimit: 100})
 	m := ss.mount(t, "--layout", "flat", "--page-size", "1000")
 	ss.stac.ResetRequests()
 	names := readNames(t, m.path("earth"))
@@ -206,6 +208,40 @@ func TestScaleAdaptivePaging(t *testing.T) {
 	t.Logf("3,000 items with limits above 267 failing: %d requests, %d failed", len(ss.stac.Requests()), failed)
 	if failed > 4 {
 		t.Errorf("%d requests failed with 500: the size that works is not remembered", failed)
+	}
+	names = readNames(t, m.path("capped"))
+	if d := diffNames(without(names, "collection.json"), genIDs(stacserver.GenSpec{ID: "capped"}, 0, 1499)); d != "" {
+		t.Fatalf("ls of a collection whose API caps limit at 100 silently: %s", d)
+	}
+}
+
+// TestScaleAutoLayoutAndMaxItems: in the auto layout a collection within
+// --max-listing lists its items (numberMatched served or not), a larger
+// one its years; --max-items caps a search mount.
+func TestScaleAutoLayoutAndMaxItems(t *testing.T) {
+	ss := newScaleStack(t, stacserver.GenSpec{ID: "nomatch", Items: 300, Start: time.Date(2022, 5, 1, 0, 0, 0, 0, time.UTC), Step: time.Hour})
+	m := ss.mount(t, "--max-listing", "1000")
+	if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
+		t.Errorf("ls small (500 items, numberMatched, auto): %s", d)
+	}
+	if d := diffNames(readNames(t, m.path("nomatch")), append(genIDs(stacserver.GenSpec{ID: "nomatch"}, 0, 299), "collection.json")); d != "" {
+		t.Errorf("ls nomatch (300 items, no numberMatched, auto): %s", d)
+	}
+	if d := diffNames(readNames(t, m.path("hundredk")), []string{"collection.json", "2023"}); d != "" {
+		t.Errorf("ls hundredk (100,000 items, auto, --max-listing 1000): %s", d)
+	}
+
+	m = ss.mount(t, "--search", "collections=big&datetime=2024-06-01T00:00:00Z/2024-06-30T23:59:59Z", "--max-items", "250")
+	names := without(readNames(t, m.path("big")), "collection.json")
+	if len(names) != 250 {
+		t.Errorf("a search mount with --max-items 250 shows %d items", len(names))
+	}
+	june := ss.big.DayItems(time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC))
+	for _, n := range names {
+		if !slices.Contains(june, n) {
+			t.Errorf("--max-items 250 of June shows %s, not among the first day's items", n)
+			break
+		}
 	}
 }
 
