@@ -366,3 +366,77 @@ func TestScaleIndexAcrossMounts(t *testing.T) {
 		m.unmount(t)
 	}
 }
+
+// TestScaleIndexRefreshAndSharing: a listing older than the TTL is served
+// from the index at once and refreshed in the background (a change shows
+// once the refresh is done); two live mounts share one index directory
+// and both list right; deleting the index under a live mount breaks
+// nothing.
+func TestScaleIndexRefreshAndSharing(t *testing.T) {
+	ss := newScaleStack(t)
+	idx := t.TempDir()
+	args := []string{"--index-dir", idx, "--metadata-ttl", "2s"}
+	m := ss.mount(t, args...)
+	if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
+		t.Fatalf("ls small: %s", d)
+	}
+	m.unmount(t)
+
+	grown := ss.small
+	grown.Items = 510
+	ss.stac.AddGenerated(grown)
+	time.Sleep(2500 * time.Millisecond) // the listing in the index is now older than the TTL
+	m = ss.mount(t, args...)
+	if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
+		t.Errorf("a stale listing is not served from the index at once: %s", d)
+	}
+	waitUntil(t, 60*time.Second, "the background refresh shows the 10 new items", func() bool {
+		return len(readNames(t, m.path("small"))) == 511
+	})
+	if d := diffNames(readNames(t, m.path("small")), append(genIDs(grown, 0, 509), "collection.json")); d != "" {
+		t.Errorf("after the refresh: %s", d)
+	}
+
+	// A second mount of the same catalog on the same index, both live.
+	m2 := ss.mount(t, args...)
+	day := time.Date(2024, 6, 2, 0, 0, 0, 0, time.UTC)
+	want := ss.big.DayItems(day)
+	errs := make(chan string, 2)
+	for _, mm := range []*mount{m, m2} {
+		go func() {
+			names, err := os.ReadDir(mm.path("big", "2024", "06", "02"))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			var got []string
+			for _, n := range names {
+				got = append(got, n.Name())
+			}
+			errs <- diffNames(got, want)
+		}()
+	}
+	for range 2 {
+		if d := <-errs; d != "" {
+			t.Errorf("two mounts on one index listing one day: %s", d)
+		}
+	}
+
+	// The index deleted under the live mounts.
+	for _, f := range filesIn(t, idx) {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mm := range []*mount{m, m2} {
+		if d := diffNames(readNames(t, mm.path("big", "2024", "06", "03")), ss.big.DayItems(day.AddDate(0, 0, 1))); d != "" {
+			t.Errorf("a day listed after the index was deleted under the mount: %s", d)
+		}
+	}
+	m2.unmount(t)
+	m.unmount(t)
+	m = ss.mount(t, args...)
+	if d := diffNames(readNames(t, m.path("big", "2024", "06", "02")), want); d != "" {
+		t.Errorf("a day after two mounts shared the index: %s", d)
+	}
+}
