@@ -96,8 +96,9 @@ func (d *dateDir) child(n int) *dateDir {
 func (d *dateDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	if d.d != 0 {
 		path := d.Path(nil)
-		d.fs.Tree.PrefetchDays(ctx, d.coll, d.ext, time.Date(d.y, time.Month(d.m), d.d, 0, 0, 0, 0, time.UTC))
-		return &listStream{listing: d.fs.Tree.Day(ctx, d.coll, d.y, d.m, d.d),
+		day := d.fs.Tree.Day(ctx, d.coll, d.y, d.m, d.d)
+		d.fs.Tree.PrefetchDays(ctx, d.coll, d.ext, time.Date(d.y, time.Month(d.m), d.d, 0, 0, 0, 0, time.UTC), day)
+		return &listStream{listing: day,
 			ino:     func(id string) uint64 { return ino(d.coll, "date", id) },
 			onError: func(err error) syscall.Errno { return d.fs.fail("readdir", path, err) },
 		}, 0

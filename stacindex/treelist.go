@@ -113,16 +113,23 @@ func (t *Tree) Day(ctx context.Context, collectionID string, y, m, d int) *Listi
 }
 
 // PrefetchDays starts filling the DayConcurrency-1 days after day (within
-// the extent) in the background, so that a walk over a date range finds
-// them ready: a walk fetches several days at once, and no more.
-func (t *Tree) PrefetchDays(ctx context.Context, coll string, ext Extent, day time.Time) {
-	for i := 1; i < t.opt.DayConcurrency; i++ {
-		d := day.AddDate(0, 0, i)
-		if !ext.Contains(t.now(), d.Year(), int(d.Month()), d.Day()) {
+// the extent) once the listing of day itself has ended: a walk over a date
+// range (find) then finds the next days ready, and fetches several at
+// once, while an `ls` of one day does not share the catalog with them.
+func (t *Tree) PrefetchDays(ctx context.Context, coll string, ext Extent, day time.Time, current *Listing) {
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		if current.Wait() != nil {
 			return
 		}
-		t.listing(context.WithoutCancel(ctx), daySpec(coll, d))
-	}
+		for i := 1; i < t.opt.DayConcurrency; i++ {
+			d := day.AddDate(0, 0, i)
+			if !ext.Contains(t.now(), d.Year(), int(d.Month()), d.Day()) {
+				return
+			}
+			t.listing(ctx, daySpec(coll, d))
+		}
+	}()
 }
 
 // listing returns the listing of spec: cached in memory, else read back
