@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -356,4 +358,123 @@ func TestCSIPublishRotateUnpublish(t *testing.T) {
 	if log := p.log(); strings.Contains(log, bogusKeys["AWS_SECRET_ACCESS_KEY"]) || strings.Contains(log, secA["AWS_SECRET_ACCESS_KEY"]) {
 		t.Fatal("the plugin log holds a secret")
 	}
+}
+
+// TestCSIRepublishHealsDeadMount: a pod reads the volume through a bind
+// mount of the target with slave propagation (as HostToContainer gives
+// it). The volume's FUSE server dies twice, once alone (its connection
+// aborted) and once with the whole plugin (killed, then restarted); each
+// time the next republish mounts afresh over the dead mount and the pod's
+// path reads again. Unpublish removes every layer.
+func TestCSIRepublishHealsDeadMount(t *testing.T) {
+	st := sharedStack(t)
+	dir := t.TempDir()
+	cleanupMounts(t, dir)
+	p := startCSIPlugin(t, st, dir)
+	files := newAssetsToRead(t, st.cat)
+	attrs := map[string]string{"stac-url": st.stac.URL(), "io-timeout": "20s"}
+	secret := stsSession(t, st)
+
+	// The kubelet directory is shared (the DaemonSet mounts it
+	// Bidirectional); the pod's path is a slave bind of the target.
+	kubelet := filepath.Join(dir, "kubelet")
+	if err := os.MkdirAll(kubelet, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(kubelet, kubelet, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind kubelet dir: %v", err)
+	}
+	if err := syscall.Mount("", kubelet, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatalf("make kubelet dir shared: %v", err)
+	}
+	target := filepath.Join(kubelet, "pods", "uid", "volumes", "kubernetes.io~csi", "pv", "mount")
+	p.mustPublish("vol-heal", target, attrs, secret)
+	pod := filepath.Join(dir, "pod", "data")
+	if err := os.MkdirAll(pod, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(target, pod, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind the pod's path: %v", err)
+	}
+	if err := syscall.Mount("", pod, "", syscall.MS_SLAVE, ""); err != nil {
+		t.Fatalf("make the pod's path a slave: %v", err)
+	}
+	files.checkRead(pod)
+
+	// 1. The FUSE server alone dies: abort its connection.
+	conns := fuseConnections(t)
+	conn := filepath.Join(conns, strconv.FormatUint(uint64(unix.Minor(devOf(t, target))), 10), "abort")
+	if err := os.WriteFile(conn, []byte("1"), 0o200); err != nil {
+		t.Fatalf("abort the FUSE connection: %v", err)
+	}
+	if err := files.readErr(pod); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+		t.Fatalf("read through a dead mount: %v, want ENOTCONN", err)
+	}
+	p.mustPublish("vol-heal", target, attrs, secret)
+	files.checkRead(target)
+	files.checkRead(pod)
+
+	// 2. The plugin dies with every server in it, and restarts.
+	p.kill()
+	if err := files.readErr(pod); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+		t.Fatalf("read after the plugin died: %v, want ENOTCONN", err)
+	}
+	p.start()
+	p.mustPublish("vol-heal", target, attrs, secret)
+	files.checkRead(target)
+	files.checkRead(pod)
+	if n := countMounts(t, target); n != 3 {
+		t.Fatalf("%d layers at the target, want 3 (two dead, one live)", n)
+	}
+
+	// The pod goes (its runtime unmounts its path), then unpublish.
+	for countMounts(t, pod) > 0 {
+		if err := syscall.Unmount(pod, syscall.MNT_DETACH); err != nil {
+			t.Fatalf("unmount the pod's path: %v", err)
+		}
+	}
+	p.mustUnpublish("vol-heal", target)
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("target after unpublish: %v", err)
+	}
+	if m := mountsBelow(t, dir); len(m) != 1 || m[0] != kubelet {
+		t.Fatalf("mounts left below the test directory: %v, want only the kubelet dir's bind", m)
+	}
+}
+
+// fuseConnections is /sys/fs/fuse/connections, with fusectl mounted
+// there for the test if it is not.
+func fuseConnections(t *testing.T) string {
+	t.Helper()
+	const dir = "/sys/fs/fuse/connections"
+	for _, m := range mustMounts(t) {
+		if m.Dir == dir {
+			return dir
+		}
+	}
+	if err := syscall.Mount("fusectl", dir, "fusectl", 0, ""); err != nil {
+		t.Skipf("cannot mount fusectl on %s: %v", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+func mustMounts(t *testing.T) []mountinfo.Mount {
+	t.Helper()
+	ms, err := mountinfo.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+func countMounts(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	for _, m := range mustMounts(t) {
+		if m.Dir == dir {
+			n++
+		}
+	}
+	return n
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	mountutils "k8s.io/mount-utils"
 
 	"github.com/prescient/prescientfs/cmd/prescientfs/internal/csi/volumecontext"
@@ -57,9 +58,12 @@ func Layers(target string) (int, error) {
 }
 
 // Dead reports whether target is a mount whose server is gone (ENOTCONN,
-// ECONNABORTED, …): it must be covered or unmounted.
+// ECONNABORTED, …): it must be covered or unmounted. It asks statfs,
+// which always reaches the server: a stat may be answered from the
+// kernel's attribute cache for minutes after the server died.
 func Dead(target string) bool {
-	_, err := os.Stat(target)
+	var st unix.Statfs_t
+	err := unix.Statfs(target, &st)
 	return err != nil && mountutils.IsCorruptedMnt(err)
 }
 
