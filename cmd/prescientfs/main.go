@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
@@ -15,7 +16,26 @@ import (
 var version = "dev"
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	// fstab and `mount -t fuse.prescientfs` (see fstab.go).
+	if args, ok, fake, err := fstabArgs(os.Args, app.Commands, mountFlags()); ok {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "prescientfs:", err)
+			os.Exit(1)
+		}
+		if fake {
+			os.Exit(0)
+		}
+		os.Args = args
+		// mount(8) runs its helpers without HOME; the session store and
+		// the caches live under the user's home directory.
+		if os.Getenv("HOME") == "" {
+			if u, err := user.Current(); err == nil {
+				os.Setenv("HOME", u.HomeDir)
+			}
+		}
+	}
+	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "prescientfs:", err)
 		os.Exit(1)
 	}
