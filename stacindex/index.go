@@ -42,12 +42,12 @@ const IndexLockTimeout = time.Second
 // ErrIndexLocked: another process holds the index.
 var ErrIndexLocked = errors.New("the index is in use by another mount")
 
-const indexVersion = "1"
+const indexVersion = "2"
 
 var (
 	bktMeta     = []byte("meta")
 	bktListings = []byte("listings") // key -> listingMeta
-	bktItems    = []byte("items")    // coll\x00id -> fetched (8 bytes) + raw JSON
+	bktItems    = []byte("items")    // coll\x00id -> fetched (8 bytes), listed (1 byte), raw JSON
 	bktNames    = []byte("names")    // coll\x00name -> id (hashed names only)
 	bktModes    = []byte("modes")    // coll\x00maxListing -> "flat" | "date"
 	genPrefix   = []byte("gen\x00")  // top-level buckets of listing entries
@@ -215,7 +215,7 @@ func (w *listingWriter) page(coll string, items []Item, names []string, now time
 			if err := b.Put(binary.BigEndian.AppendUint64(nil, w.n), []byte(it.ID)); err != nil {
 				return err
 			}
-			if err := putItem(tx, coll, it.ID, it.Raw, now); err != nil {
+			if err := putItem(tx, coll, it.ID, it.Raw, now, true); err != nil {
 				return err
 			}
 			if names[i] != it.ID {
@@ -255,28 +255,34 @@ func (w *listingWriter) abandon() {
 	})
 }
 
-func putItem(tx *bolt.Tx, coll, id string, raw []byte, fetched time.Time) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(raw)), uint64(fetched.UnixNano()))
-	return tx.Bucket(bktItems).Put([]byte(coll+"\x00"+id), append(v, raw...))
+func putItem(tx *bolt.Tx, coll, id string, raw []byte, fetched time.Time, listed bool) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(raw)), uint64(fetched.UnixNano()))
+	flag := byte(0)
+	if listed {
+		flag = 1
+	}
+	return tx.Bucket(bktItems).Put([]byte(coll+"\x00"+id), append(append(v, flag), raw...))
 }
 
-// PutItem keeps one item document.
+// PutItem keeps one item document fetched by its ID.
 func (ix *Index) PutItem(coll, id string, raw []byte, fetched time.Time) {
-	ix.update(func(tx *bolt.Tx) error { return putItem(tx, coll, id, raw, fetched) })
+	ix.update(func(tx *bolt.Tx) error { return putItem(tx, coll, id, raw, fetched, false) })
 }
 
-// Item returns an item document and when it was fetched.
-func (ix *Index) Item(coll, id string) (raw []byte, fetched time.Time, ok bool) {
+// Item returns an item document, when it was fetched, and whether it came
+// with a listing (which refreshes it).
+func (ix *Index) Item(coll, id string) (raw []byte, fetched time.Time, listed, ok bool) {
 	ix.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktItems).Get([]byte(coll + "\x00" + id))
-		if len(v) < 8 {
+		if len(v) < 9 {
 			return nil
 		}
 		fetched = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-		raw, ok = bytes.Clone(v[8:]), true
+		listed = v[8] == 1
+		raw, ok = bytes.Clone(v[9:]), true
 		return nil
 	})
-	return raw, fetched, ok
+	return raw, fetched, listed, ok
 }
 
 // NameID resolves a hashed name some listing gave out.
@@ -351,7 +357,7 @@ func (ix *Index) collections() ([]CollectionEntry, time.Time, bool) {
 	}
 	out := make([]CollectionEntry, 0, len(ids))
 	for _, id := range ids {
-		raw, _, ok := ix.Item(collectionsColl, id)
+		raw, _, _, ok := ix.Item(collectionsColl, id)
 		if !ok {
 			return nil, time.Time{}, false
 		}

@@ -372,6 +372,17 @@ func TestIndexReuseTTLAndDamage(t *testing.T) {
 	if n := len(listAll(t, l)); n != 450 {
 		t.Fatalf("expired listing: %d entries, want the indexed 450 at once", n)
 	}
+	// Listed documents are served from the index and refresh with their
+	// listing, not one request each.
+	for _, id := range []string{"item-000001", "item-000200", "item-000449"} {
+		if _, err := tree.ItemByName(bg, "c", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := f.requests("/items/"); len(got) != 0 {
+		t.Fatalf("expired listed items fetched one by one: %q", got)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		l, _ = tree.Items(bg, "c")

@@ -114,6 +114,7 @@ type cachedItem struct {
 	key     string
 	e       *ItemEntry
 	fetched time.Time
+	listed  bool // came with a listing, whose refresh refreshes it
 }
 
 type listSlot struct {

@@ -66,15 +66,18 @@ func (t *Tree) Item(ctx context.Context, collectionID, id string) (*ItemEntry, e
 		hit = t.rawItem(collectionID, id)
 	}
 	if hit == nil && t.opt.Index != nil {
-		if raw, fetched, ok := t.opt.Index.Item(collectionID, id); ok {
+		if raw, fetched, listed, ok := t.opt.Index.Item(collectionID, id); ok {
 			if it, err := ParseItem(raw, t.client.itemURL(collectionID, id)); err == nil && it.ID == id {
 				it.Collection = collectionID
-				hit = t.keepItem(it, fetched)
+				hit = t.keepItem(it, fetched, listed)
 			}
 		}
 	}
 	if hit != nil {
-		if now.Sub(hit.fetched) >= t.ttl {
+		// A listed document is refreshed with its listing (a walk over a
+		// remounted tree sends no request per item); one found by ID alone
+		// is refreshed by ID.
+		if !hit.listed && now.Sub(hit.fetched) >= t.ttl {
 			go t.fetchItem(ctx, collectionID, id) // singleflight: once
 		}
 		return hit.e, nil
@@ -94,7 +97,7 @@ func (t *Tree) fetchItem(ctx context.Context, collectionID, id string) (*ItemEnt
 		if t.opt.Index != nil {
 			t.opt.Index.PutItem(collectionID, id, it.Raw, now)
 		}
-		return t.keepItem(it, now).e, nil
+		return t.keepItem(it, now, false).e, nil
 	})
 	select {
 	case <-ctx.Done():
@@ -108,8 +111,8 @@ func (t *Tree) fetchItem(ctx context.Context, collectionID, id string) (*ItemEnt
 }
 
 // keepItem puts an item in the bounded in-memory cache.
-func (t *Tree) keepItem(it Item, fetched time.Time) *cachedItem {
-	c := &cachedItem{key: it.Collection + "\x00" + it.ID, e: ptr(t.itemEntry(it)), fetched: fetched}
+func (t *Tree) keepItem(it Item, fetched time.Time, listed bool) *cachedItem {
+	c := &cachedItem{key: it.Collection + "\x00" + it.ID, e: ptr(t.itemEntry(it)), fetched: fetched, listed: listed}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if el, ok := t.items[c.key]; ok {
@@ -144,6 +147,10 @@ func (t *Tree) keepRaw(coll string, items []Item, now time.Time) {
 	for _, it := range items {
 		// A copy: the page's body is not kept alive by its items.
 		d := &rawDoc{key: coll + "\x00" + it.ID, raw: bytes.Clone(it.Raw), fetched: now}
+		if el, ok := t.items[d.key]; ok { // parsed from an older listing
+			t.itemLRU.Remove(el)
+			delete(t.items, d.key)
+		}
 		if el, ok := t.raws[d.key]; ok {
 			t.rawBytes -= len(el.Value.(*rawDoc).raw)
 			el.Value = d
@@ -178,7 +185,7 @@ func (t *Tree) rawItem(coll, id string) *cachedItem {
 			return nil
 		}
 		it.Collection = coll
-		return t.keepItem(it, d.fetched)
+		return t.keepItem(it, d.fetched, true)
 	}
 	t.mu.Unlock()
 	return nil
