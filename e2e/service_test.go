@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -106,4 +108,74 @@ func installOnSystemPath(t *testing.T) {
 			os.Remove(systemBin)
 		}
 	})
+}
+
+// TestServiceNotify runs a foreground mount as a Type=notify unit does,
+// with a fake systemd listening on NOTIFY_SOCKET: READY=1 comes once the
+// mount is live, STOPPING=1 when SIGTERM (systemctl stop) starts the
+// unmount, and the process then exits 0 with nothing mounted.
+func TestServiceNotify(t *testing.T) {
+	st := sharedStack(t)
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cmd := exec.Command(binPath, "mount", "--foreground", "--stac-url", st.stac.URL(), dir)
+	cmd.Env = append(st.env(t), "NOTIFY_SOCKET="+sock)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if isMounted(dir) {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+		if t.Failed() {
+			t.Logf("mount log:\n%s", tail(stderr.String(), 20000))
+		}
+	})
+	next := func(want string) string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		msg := string(buf[:n])
+		if !strings.HasPrefix(msg, want+"\n") {
+			t.Fatalf("notification %q, want %s first", msg, want)
+		}
+		return msg
+	}
+	msg := next("READY=1")
+	if !isMounted(dir) {
+		t.Fatal("READY=1 before the mount is live")
+	}
+	if !strings.Contains(msg, "STATUS=serving "+dir) {
+		t.Errorf("READY=1 without the status line: %q", msg)
+	}
+	if _, err := os.ReadDir(filepath.Join(dir, "sentinel-demo")); err != nil {
+		t.Fatalf("mount not usable after READY=1: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	next("STOPPING=1")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the mount did not exit after SIGTERM")
+	}
+	if isMounted(dir) {
+		t.Fatal("still mounted after the service stopped")
+	}
 }

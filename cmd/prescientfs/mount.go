@@ -223,7 +223,8 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	mounted := make(chan *fuse.Server, 1)
-	go handleSignals(sigs, mounted, cancel, dir, log)
+	notify := newNotifier(log)
+	go handleSignals(sigs, mounted, cancel, dir, log, notify.Stopping)
 	w, err := wire(ctx, c, log)
 	if err != nil {
 		return err
@@ -274,9 +275,11 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	startPprof()
 	log.Info("mounted", "mountpoint", dir, "catalog", w.client.URL(), "version", version)
 	signalReady(nil)
+	notify.Ready(dir)
 
 	mounted <- srv
 	srv.Wait()
+	notify.Stopping()
 	w.logStats(log)
 	log.Info("unmounted", "mountpoint", dir)
 	return nil
@@ -284,7 +287,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 
 // handleSignals cancels the setup on SIGINT/SIGTERM, and unmounts once
 // (or as soon as) the file system is mounted.
-func handleSignals(sigs <-chan os.Signal, mounted <-chan *fuse.Server, cancel context.CancelFunc, dir string, log *slog.Logger) {
+func handleSignals(sigs <-chan os.Signal, mounted <-chan *fuse.Server, cancel context.CancelFunc, dir string, log *slog.Logger, stopping func()) {
 	var srv *fuse.Server
 	pending := false
 	unmount := func() {
@@ -301,6 +304,7 @@ func handleSignals(sigs <-chan os.Signal, mounted <-chan *fuse.Server, cancel co
 			}
 		case s := <-sigs:
 			log.Info("unmounting", "signal", s.String())
+			stopping()
 			cancel()
 			if srv == nil {
 				pending = true
