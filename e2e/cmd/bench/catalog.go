@@ -392,7 +392,9 @@ func (b *bench) catLsDay(ctx context.Context, cs *catalogStack) error {
 			return err
 		}
 		rawMs = append(rawMs, ms(took))
-		m, _, err := b.mountCatalog(ctx, cs, "cat-day", "")
+		// --layout date: the day alone, not auto's one-off paging to decide
+		// the layout (measured by "ls of a 10M collection").
+		m, _, err := b.mountCatalog(ctx, cs, "cat-day", "", "--layout", "date")
 		if err != nil {
 			b.rep.add(failed("catalog", name, err))
 			return err
