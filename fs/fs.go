@@ -65,6 +65,8 @@ type MountOptions struct {
 	AllowOther bool // let other users read (with default_permissions)
 	Debug      bool // log every FUSE operation
 	FsName     string
+	// Observe, when set, is told of every operation (see opTimer).
+	Observe OpObserver
 }
 
 // fsys is shared by all nodes.
@@ -120,7 +122,10 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 		opts.FsName = "prescientfs"
 	}
 	root := NewRoot(cfg).(*rootDir)
-	raw := newInterruptFilter(fusefs.NewNodeFS(root, opts), &root.fs.intr)
+	var raw fuse.RawFileSystem = newInterruptFilter(fusefs.NewNodeFS(root, opts), &root.fs.intr)
+	if mo.Observe != nil {
+		raw = &opTimer{RawFileSystem: raw, observe: mo.Observe}
+	}
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err
