@@ -44,7 +44,12 @@ type csiPlugin struct {
 // credentials of its own: every volume brings its own in its Secret.
 func startCSIPlugin(t *testing.T, st *stack, dir string) *csiPlugin {
 	t.Helper()
-	p := &csiPlugin{t: t, dir: dir, env: append(baseEnv(t), "AWS_ENDPOINT_URL_S3="+st.minio.Endpoint, "AWS_REGION="+minio.Region)}
+	return startCSIPluginEnv(t, dir, append(baseEnv(t), "AWS_ENDPOINT_URL_S3="+st.minio.Endpoint, "AWS_REGION="+minio.Region))
+}
+
+func startCSIPluginEnv(t *testing.T, dir string, env []string) *csiPlugin {
+	t.Helper()
+	p := &csiPlugin{t: t, dir: dir, env: env}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -477,4 +482,103 @@ func countMounts(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestCSIPrescientCredentials: volumes that sign in to Prescient with the
+// credentials of their Secret (the plugin's own PRESCIENT_* environment
+// is ignored). An API-key volume reads; a volume with a wrong key on the
+// same node is refused while the first reads on; a republish with a wrong
+// key is refused and the live mount keeps its credentials; a republish
+// with a service principal's Secret switches the live mount to it (bearer
+// tokens and STS) with no remount.
+func TestCSIPrescientCredentials(t *testing.T) {
+	a := newAuthStack(t, authStackOptions{})
+	dir := t.TempDir()
+	cleanupMounts(t, dir)
+	p := startCSIPluginEnv(t, dir, a.env(t, t.TempDir(), "PRESCIENT_API_KEY=plugin-env-key-must-be-ignored"))
+	assets := a.assets(t, "many-items")
+	next := func() asset {
+		t.Helper()
+		if len(assets) == 0 {
+			t.Fatal("out of fixture assets")
+		}
+		as := assets[0]
+		assets = assets[1:]
+		return as
+	}
+	read := func(root string) {
+		t.Helper()
+		as := next()
+		sum, err := readAsset(filepath.Join(root, as.rel))
+		if err != nil || sum != as.sha256 {
+			t.Fatalf("read %s: sha256 %.12s, %v; want %.12s", as.rel, sum, err, as.sha256)
+		}
+	}
+	attrs := map[string]string{"PRESCIENT_ENDPOINT_URL": a.endpointURL(), "metadata-ttl": "1s", "io-timeout": "20s"}
+	target := filepath.Join(dir, "pods", "a", "mount")
+
+	a.stac.ResetRequests()
+	p.mustPublish("vol-key", target, attrs, map[string]string{"PRESCIENT_API_KEY": a.apiKey})
+	read(target)
+	for _, r := range a.stac.Requests() {
+		if strings.HasPrefix(r.Path, "/stac") && r.Header.Get("api-key") != a.apiKey {
+			t.Fatalf("%s %s sent without the volume's api-key", r.Method, r.Path)
+		}
+	}
+	dev := devOf(t, target)
+
+	// A wrong key: the publish fails, nothing is mounted, no secret shows.
+	const wrong = "pk-wrong-key-0123456789"
+	badTarget := filepath.Join(dir, "pods", "b", "mount")
+	err := p.publish("vol-bad", badTarget, attrs, map[string]string{"PRESCIENT_API_KEY": wrong})
+	if err == nil || strings.Contains(err.Error(), wrong) {
+		t.Fatalf("publish with a wrong key: %v", err)
+	}
+	if len(mountsBelow(t, badTarget)) != 0 {
+		t.Fatal("a volume with a wrong key was mounted")
+	}
+	read(target)
+
+	// A rotation to a wrong key is refused; the mount keeps the old one.
+	if err := p.publish("vol-key", target, attrs, map[string]string{"PRESCIENT_API_KEY": wrong}); err == nil {
+		t.Fatal("republish with a wrong key succeeded")
+	}
+	read(target)
+
+	// A rotation to a service principal: bearer tokens and STS from now on.
+	sp := map[string]string{"PRESCIENT_CLIENT_SECRET": a.clientSecret}
+	for _, kv := range a.settings() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "PRESCIENT_ENDPOINT_URL" {
+			sp[k] = v
+		}
+	}
+	sts := a.stsCalls.Load()
+	a.stac.ResetRequests()
+	p.mustPublish("vol-key", target, attrs, sp)
+	read(target)
+	if a.stsCalls.Load() == sts {
+		t.Error("no STS call after rotating to a service principal: the bucket credentials did not change")
+	}
+	bearer := 0
+	for _, r := range a.stac.Requests() {
+		if strings.HasPrefix(r.Path, "/stac") && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			bearer++
+		}
+	}
+	if bearer == 0 {
+		t.Error("no catalog request with a bearer after rotating to a service principal")
+	}
+	if devOf(t, target) != dev {
+		t.Fatal("the rotation remounted the volume")
+	}
+
+	p.mustUnpublish("vol-key", target)
+	p.mustUnpublish("vol-bad", badTarget)
+	if m := mountsBelow(t, dir); len(m) != 0 {
+		t.Fatalf("still mounted after unpublish: %v", m)
+	}
+	if log := p.log(); strings.Contains(log, a.apiKey) || strings.Contains(log, a.clientSecret) || strings.Contains(log, wrong) {
+		t.Fatal("the plugin log holds a secret")
+	}
 }
