@@ -5,7 +5,10 @@
 // In this version every volume's FUSE server runs inside the plugin
 // process (the Mounter the prescientfs command provides). A mounter that
 // starts one process per volume and hands it the /dev/fuse descriptor
-// would implement the same interfaces.
+// would implement the same interfaces. That mounter must mount with
+// DirectMount off (or mount itself and pass the fd): go-fuse tries a
+// direct mount(2) at the mountpoint before it recognises a /dev/fd/N
+// mountpoint as an already opened /dev/fuse.
 package mounter
 
 import (
