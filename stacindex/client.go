@@ -1,8 +1,11 @@
 // Package stacindex reads a STAC API (landing page, collections, items,
-// paging, retries), maps asset hrefs to object locations, makes IDs into
-// safe file names, and keeps the tree model (collections, items, assets)
-// cached for a metadata TTL. It knows nothing of FUSE or of how
-// credentials are obtained: authentication comes in as a header source.
+// item by ID, search, paging that adapts its page size, retries), maps
+// asset hrefs to object locations, names entries from IDs alone, and keeps
+// the tree model: collections, streaming listings in the flat, date and
+// search layouts, item documents, cached for a metadata TTL in bounded
+// memory and in a persistent index on disk (Index). It knows nothing of
+// FUSE or of how credentials are obtained: authentication comes in as a
+// header source.
 package stacindex
 
 import (
