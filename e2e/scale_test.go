@@ -193,6 +193,28 @@ func TestScaleFindOverDays(t *testing.T) {
 	}
 }
 
+// TestScaleFlatListingBoundedMemory lists a 100,000-item collection in
+// the flat layout: exactly its items, and the mount's RSS grows by at most
+// 100 MiB (≤ 1 KiB an item). The binary is built without -race here.
+func TestScaleFlatListingBoundedMemory(t *testing.T) {
+	withPlainBinary(t)
+	ss := newScaleStack(t)
+	m := ss.mount(t, "--layout", "flat")
+	readNames(t, m.path()) // the mount is warm but has listed no collection
+	before := rssOf(t, m.pid)
+	ss.stac.ResetRequests()
+	names, took := timedNames(t, m.path("hundredk"))
+	after := rssOf(t, m.pid)
+	c := ss.counts()
+	t.Logf("ls of 100,000 items (flat) in %v, %d requests; RSS %d → %d MiB", took, c.all, before>>20, after>>20)
+	if d := diffNames(names, append(genIDs(ss.hundredK, 0, ss.hundredK.Items-1), "collection.json")); d != "" {
+		t.Fatalf("ls hundredk: %s", d)
+	}
+	if grown := after - before; grown > 100<<20 {
+		t.Errorf("RSS grew by %d MiB listing 100,000 items, want ≤ 100 MiB", grown>>20)
+	}
+}
+
 // TestScaleAdaptivePaging lists collections whose API fails limits above
 // 267 with a 500, as Earth Search does, or caps them silently: every item
 // is listed once, and the failing size is not asked again and again.

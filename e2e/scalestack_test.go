@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescient/prescientfs/e2e/internal/proc"
 	"github.com/prescient/prescientfs/e2e/internal/stacserver"
 )
 
@@ -206,4 +207,14 @@ func filesIn(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// rssOf is the resident set of a process, in bytes.
+func rssOf(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := proc.StatusBytes(pid, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
