@@ -40,10 +40,23 @@ type csiMounter struct {
 
 var _ mounter.Mounter = (*csiMounter)(nil)
 
+// volumeDir keeps a target's state (its index): a republish after a
+// plugin restart finds it again.
+func (m *csiMounter) volumeDir(target string) string {
+	sum := sha256.Sum256([]byte(target))
+	return filepath.Join(m.stateDir, "volumes", hex.EncodeToString(sum[:12]))
+}
+
+// Forget implements mounter.Mounter.
+func (m *csiMounter) Forget(target string) {
+	if err := os.RemoveAll(m.volumeDir(target)); err != nil {
+		m.log.Warn("removing a volume's state", "target", target, "err", err)
+	}
+}
+
 // Mount implements mounter.Mounter.
 func (m *csiMounter) Mount(ctx context.Context, volumeID, target string, v *volumecontext.Volume) (mounter.Mount, error) {
-	sum := sha256.Sum256([]byte(target))
-	dir := filepath.Join(m.stateDir, "volumes", hex.EncodeToString(sum[:12]))
+	dir := m.volumeDir(target)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -187,6 +187,7 @@ func (n *Node) NodeUnpublishVolume(ctx context.Context, req *csipb.NodeUnpublish
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	n.Mounter.Forget(target)
 	n.Log.Info("unpublished", "volume", id, "target", target)
 	return &csipb.NodeUnpublishVolumeResponse{}, nil
 }

@@ -19,8 +19,9 @@ import (
 
 // fakeMounter records mounts without touching the kernel.
 type fakeMounter struct {
-	mounts []*fakeMount
-	fail   error
+	mounts    []*fakeMount
+	fail      error
+	forgotten int
 }
 
 func (f *fakeMounter) Mount(_ context.Context, _, _ string, v *volumecontext.Volume) (mounter.Mount, error) {
@@ -31,6 +32,8 @@ func (f *fakeMounter) Mount(_ context.Context, _, _ string, v *volumecontext.Vol
 	f.mounts = append(f.mounts, m)
 	return m, nil
 }
+
+func (f *fakeMounter) Forget(string) { f.forgotten++ }
 
 type fakeMount struct {
 	done      chan struct{}
@@ -110,8 +113,8 @@ func TestNodePublishRepublishUnpublish(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) || !fm.mounts[1].closed {
-		t.Fatalf("after unpublish: %v, closed %v", err, fm.mounts[1].closed)
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) || !fm.mounts[1].closed || fm.forgotten == 0 {
+		t.Fatalf("after unpublish: %v, closed %v, forgotten %d", err, fm.mounts[1].closed, fm.forgotten)
 	}
 }
 

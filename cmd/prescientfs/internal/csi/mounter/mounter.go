@@ -30,6 +30,9 @@ type Mounter interface {
 	// Mount mounts v read-only at target (an existing directory, or a
 	// dead mount to cover) and returns once the mount is live.
 	Mount(ctx context.Context, volumeID, target string, v *volumecontext.Volume) (Mount, error)
+	// Forget removes what was kept on disk for target (its index), once
+	// the target is unpublished for good.
+	Forget(target string)
 }
 
 // Mount is one live volume.
