@@ -324,8 +324,14 @@ func TestCSIPublishRotateUnpublish(t *testing.T) {
 
 	// Another volume with wrong keys on the same node: its reads are
 	// refused, the first volume's go on.
+	// (An inline ephemeral volume, with the pod info kubelet adds.)
+	attrsB := map[string]string{"csi.storage.k8s.io/ephemeral": "true", "csi.storage.k8s.io/pod.name": "b",
+		"csi.storage.k8s.io/pod.namespace": "default", "csi.storage.k8s.io/pod.uid": "b-uid"}
+	for k, v := range attrs {
+		attrsB[k] = v
+	}
 	targetB := filepath.Join(dir, "pods", "b", "volumes", "vol-b", "mount")
-	p.mustPublish("vol-b", targetB, attrs, bogusKeys)
+	p.mustPublish("vol-b", targetB, attrsB, bogusKeys)
 	if err := files.readErr(targetB); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("read with wrong keys: %v, want EACCES", err)
 	}
@@ -342,7 +348,7 @@ func TestCSIPublishRotateUnpublish(t *testing.T) {
 	if devOf(t, target) != dev {
 		t.Fatal("the republish remounted the volume")
 	}
-	p.mustPublish("vol-b", targetB, attrs, stsSession(t, st))
+	p.mustPublish("vol-b", targetB, attrsB, stsSession(t, st))
 	files.checkRead(targetB)
 
 	// Unpublish (twice: idempotent): no mount and no target left.
@@ -359,6 +365,9 @@ func TestCSIPublishRotateUnpublish(t *testing.T) {
 	}
 	if m := mountsBelow(t, dir); len(m) != 0 {
 		t.Fatalf("still mounted after unpublish: %v", m)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "state", "volumes")); len(left) != 0 {
+		t.Fatalf("volume state left after unpublish: %v", left)
 	}
 	if log := p.log(); strings.Contains(log, bogusKeys["AWS_SECRET_ACCESS_KEY"]) || strings.Contains(log, secA["AWS_SECRET_ACCESS_KEY"]) {
 		t.Fatal("the plugin log holds a secret")
