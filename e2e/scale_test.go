@@ -462,3 +462,74 @@ func TestScaleIndexRefreshAndSharing(t *testing.T) {
 		t.Errorf("a day after two mounts shared the index: %s", d)
 	}
 }
+
+// TestScaleDaysThrottledAndConcurrent: a day listing answered with 429 and
+// Retry-After waits as told and still lists exactly the day; walking
+// several days fetches more than one day at a time, within a bound.
+func TestScaleDaysThrottledAndConcurrent(t *testing.T) {
+	ss := newScaleStack(t)
+	m := ss.mount(t, "--layout", "date")
+	const items = "/stac/collections/big/items"
+	ss.stac.ResetRequests()
+	ss.stac.FailNext(items, 2, 429, "1")
+	day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	if d := diffNames(readNames(t, m.path("big", "2024", "06", "01")), ss.big.DayItems(day)); d != "" {
+		t.Fatalf("ls of a day answered with 429 twice: %s", d)
+	}
+	reqs := ss.stac.Requests()
+	throttled := 0
+	for i, r := range reqs {
+		if r.Status != 429 {
+			continue
+		}
+		throttled++
+		for _, later := range reqs[i+1:] {
+			if later.Path == r.Path && later.RawQuery == r.RawQuery {
+				if gap := later.Time.Sub(r.Time); gap < 900*time.Millisecond {
+					t.Errorf("a request answered 429 with Retry-After: 1 was sent again after %v", gap)
+				}
+				break
+			}
+		}
+	}
+
+	if throttled != 2 {
+		t.Fatalf("%d requests were answered 429, want 2: %v", throttled, requestLines(reqs))
+	}
+
+	// Each items request takes 300 ms: requests that start within 300 ms
+	// of each other overlap.
+	const delay = 300 * time.Millisecond
+	ss.stac.ClearFaults()
+	ss.stac.SetDelay(items, delay)
+	ss.stac.ResetRequests()
+	for d := 10; d <= 13; d++ {
+		day := time.Date(2024, 6, d, 0, 0, 0, 0, time.UTC)
+		if diff := diffNames(readNames(t, m.path("big", "2024", "06", day.Format("02"))), ss.big.DayItems(day)); diff != "" {
+			t.Fatalf("ls 2024/06/%02d: %s", d, diff)
+		}
+	}
+	var starts []time.Time
+	for _, r := range ss.stac.Requests() {
+		if r.Path == items {
+			starts = append(starts, r.Time)
+		}
+	}
+	most := 0
+	for i := range starts {
+		n := 0
+		for _, s := range starts {
+			if !s.Before(starts[i]) && s.Sub(starts[i]) < delay {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	t.Logf("4 days: %d items requests, at most %d at once", len(starts), most)
+	if most < 2 {
+		t.Errorf("walking 4 days never had two items requests in flight: days are fetched one at a time")
+	}
+	if most > 16 {
+		t.Errorf("walking 4 days had %d items requests in flight at once; want a small bound", most)
+	}
+}
