@@ -103,6 +103,9 @@ func (p *csiPlugin) kill() {
 }
 
 func (p *csiPlugin) stop() {
+	if strings.Contains(readFile(filepath.Join(p.dir, "plugin.log")), "DATA RACE") {
+		p.t.Error("the race detector fired in the plugin")
+	}
 	if p.t.Failed() {
 		p.t.Logf("plugin log:\n%s", p.log())
 	}
