@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,8 +34,12 @@ import (
 // waits IndexLockTimeout for that lock and then runs without an index (a
 // read-only open needs the same lock, so it would not help).
 type Index struct {
-	db  *bolt.DB
-	log *slog.Logger
+	db   *bolt.DB
+	log  *slog.Logger
+	path string
+	// broken: the file proved damaged while open; the index is no longer
+	// used (and the file is gone: the next mount builds a new one).
+	broken atomic.Bool
 }
 
 // IndexLockTimeout is how long OpenIndex waits for another mount's lock.
@@ -42,12 +48,12 @@ const IndexLockTimeout = time.Second
 // ErrIndexLocked: another process holds the index.
 var ErrIndexLocked = errors.New("the index is in use by another mount")
 
-const indexVersion = "2"
+const indexVersion = "3"
 
 var (
 	bktMeta     = []byte("meta")
 	bktListings = []byte("listings") // key -> listingMeta
-	bktItems    = []byte("items")    // coll\x00id -> fetched (8 bytes), listed (1 byte), raw JSON
+	bktItems    = []byte("items")    // coll\x00id -> fetched (8 bytes), listed (1), CRC-32C of raw (4), raw JSON
 	bktNames    = []byte("names")    // coll\x00name -> id (hashed names only)
 	bktModes    = []byte("modes")    // coll\x00maxListing -> "flat" | "date"
 	genPrefix   = []byte("gen\x00")  // top-level buckets of listing entries
@@ -83,12 +89,14 @@ func OpenIndex(path string, log *slog.Logger) (*Index, error) {
 
 func openIndex(path string, log *slog.Logger) (ix *Index, err error) {
 	defer func() {
-		// bbolt panics on some kinds of damaged pages: a damaged file.
+		// bbolt panics on some kinds of damaged pages: a damaged file. (Not
+		// NoFreelistSync: its freelist rebuild at open walks the file on a
+		// goroutine of its own, where such a panic kills the process.)
 		if r := recover(); r != nil {
 			err = fmt.Errorf("damaged index: %v", r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: IndexLockTimeout, NoFreelistSync: true})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: IndexLockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", path, ErrIndexLocked)
 	}
@@ -137,7 +145,53 @@ func openIndex(path string, log *slog.Logger) (ix *Index, err error) {
 		db.Close()
 		return nil, err
 	}
-	return &Index{db: db, log: log}, nil
+	ix = &Index{db: db, log: log, path: path}
+	if st, err := os.Stat(path); err == nil && st.Size() <= maxCheckedSize {
+		go ix.check()
+	}
+	return ix, nil
+}
+
+// maxCheckedSize bounds the files check walks: its read transaction holds
+// back writes that grow the file until it ends.
+const maxCheckedSize = 512 << 20
+
+// check walks the whole file once, in the background: damage that opening
+// does not see (a page overwritten in the middle) retires the index.
+func (ix *Index) check() {
+	defer func() {
+		if r := recover(); r != nil {
+			ix.retire(fmt.Errorf("%v", r))
+		}
+	}()
+	// Not tx.Check: it walks on a goroutine of its own, where bbolt's
+	// assertions on a damaged page panic beyond any recover.
+	var walk func(b *bolt.Bucket) error
+	walk = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				if nb := b.Bucket(k); nb != nil {
+					return walk(nb)
+				}
+			}
+			return nil
+		})
+	}
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) })
+	})
+	if err != nil {
+		ix.retire(err)
+	}
+}
+
+// retire stops using a damaged index and removes its file.
+func (ix *Index) retire(err error) {
+	if ix.broken.Swap(true) {
+		return
+	}
+	ix.log.Warn("index damaged; running without it, the next mount rebuilds it", "path", ix.path, "err", err)
+	os.Remove(ix.path)
 }
 
 // Close closes the file.
@@ -147,20 +201,32 @@ type listingMeta struct {
 	gen     uint64
 	fetched time.Time
 	count   int
+	crc     uint32 // CRC-32C of the IDs, each followed by NUL
 }
 
 func (m listingMeta) bytes() []byte {
-	return []byte(strconv.FormatUint(m.gen, 10) + " " + strconv.FormatInt(m.fetched.UnixNano(), 10) + " " + strconv.Itoa(m.count))
+	return fmt.Appendf(nil, "%d %d %d %d", m.gen, m.fetched.UnixNano(), m.count, m.crc)
 }
 
 func parseListingMeta(v []byte) (listingMeta, bool) {
 	var m listingMeta
 	var ns int64
-	if _, err := fmt.Sscanf(string(v), "%d %d %d", &m.gen, &ns, &m.count); err != nil {
+	if _, err := fmt.Sscanf(string(v), "%d %d %d %d", &m.gen, &ns, &m.count, &m.crc); err != nil {
 		return m, false
 	}
 	m.fetched = time.Unix(0, ns)
 	return m, true
+}
+
+// castagnoli is the CRC-32C table: bbolt checksums only its meta pages,
+// so the index checks its own values (a damaged page must not serve a
+// wrong name or document).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errDamaged = errors.New("index value fails its checksum")
+
+func idsCRC(crc uint32, id []byte) uint32 {
+	return crc32.Update(crc32.Update(crc, castagnoli, id), castagnoli, []byte{0})
 }
 
 func genName(key []byte, gen uint64) []byte {
@@ -180,10 +246,16 @@ func (ix *Index) Listing(key string) (ids []string, fetched time.Time, ok bool) 
 			return nil
 		}
 		ids = make([]string, 0, m.count)
+		var crc uint32
 		b.ForEach(func(_, v []byte) error {
 			ids = append(ids, string(v))
+			crc = idsCRC(crc, v)
 			return nil
 		})
+		if crc != m.crc || len(ids) != m.count {
+			ids = nil
+			return errDamaged
+		}
 		fetched, ok = m.fetched, true
 		return nil
 	})
@@ -197,6 +269,7 @@ type listingWriter struct {
 	key []byte
 	gen uint64
 	n   uint64
+	crc uint32
 }
 
 func (ix *Index) newListing(key string) *listingWriter {
@@ -216,6 +289,7 @@ func (w *listingWriter) page(coll string, items []Item, names []string, now time
 		tx.Bucket(bktItems).FillPercent = 0.9
 		for i, it := range items {
 			w.n++
+			w.crc = idsCRC(w.crc, []byte(it.ID))
 			if err := b.Put(binary.BigEndian.AppendUint64(nil, w.n), []byte(it.ID)); err != nil {
 				return err
 			}
@@ -244,7 +318,7 @@ func (w *listingWriter) complete(fetched time.Time) {
 				return err
 			}
 		}
-		return lb.Put(w.key, listingMeta{gen: w.gen, fetched: fetched, count: int(w.n)}.bytes())
+		return lb.Put(w.key, listingMeta{gen: w.gen, fetched: fetched, count: int(w.n), crc: w.crc}.bytes())
 	})
 }
 
@@ -260,12 +334,13 @@ func (w *listingWriter) abandon() {
 }
 
 func putItem(tx *bolt.Tx, coll, id string, raw []byte, fetched time.Time, listed bool) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(raw)), uint64(fetched.UnixNano()))
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 13+len(raw)), uint64(fetched.UnixNano()))
 	flag := byte(0)
 	if listed {
 		flag = 1
 	}
-	return tx.Bucket(bktItems).Put([]byte(coll+"\x00"+id), append(append(v, flag), raw...))
+	v = binary.BigEndian.AppendUint32(append(v, flag), crc32.Checksum(raw, castagnoli))
+	return tx.Bucket(bktItems).Put([]byte(coll+"\x00"+id), append(v, raw...))
 }
 
 // PutItem keeps one item document fetched by its ID.
@@ -278,12 +353,15 @@ func (ix *Index) PutItem(coll, id string, raw []byte, fetched time.Time) {
 func (ix *Index) Item(coll, id string) (raw []byte, fetched time.Time, listed, ok bool) {
 	ix.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktItems).Get([]byte(coll + "\x00" + id))
-		if len(v) < 9 {
+		if v == nil {
 			return nil
+		}
+		if len(v) < 13 || binary.BigEndian.Uint32(v[9:]) != crc32.Checksum(v[13:], castagnoli) {
+			return errDamaged
 		}
 		fetched = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 		listed = v[8] == 1
-		raw, ok = bytes.Clone(v[9:]), true
+		raw, ok = bytes.Clone(v[13:]), true
 		return nil
 	})
 	return raw, fetched, listed, ok
@@ -324,13 +402,32 @@ func (ix *Index) SetMode(coll string, maxListing int, l Layout) {
 
 // view and update log errors instead of returning them: the index is a
 // cache, and a failing one only costs catalog requests.
+// bbolt panics on some damaged pages: that retires the index.
 func (ix *Index) view(fn func(*bolt.Tx) error) {
-	if err := ix.db.View(fn); err != nil {
+	if ix.broken.Load() {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ix.retire(fmt.Errorf("%v", r))
+		}
+	}()
+	if err := ix.db.View(fn); errors.Is(err, errDamaged) {
+		ix.retire(err)
+	} else if err != nil {
 		ix.log.Warn("index read failed", "err", err)
 	}
 }
 
 func (ix *Index) update(fn func(*bolt.Tx) error) {
+	if ix.broken.Load() {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ix.retire(fmt.Errorf("%v", r))
+		}
+	}()
 	if err := ix.db.Update(fn); err != nil {
 		ix.log.Warn("index write failed", "err", err)
 	}
@@ -379,6 +476,7 @@ func (w *listingWriter) pageIDs(items []Item) {
 		}
 		for _, it := range items {
 			w.n++
+			w.crc = idsCRC(w.crc, []byte(it.ID))
 			if err := b.Put(binary.BigEndian.AppendUint64(nil, w.n), []byte(it.ID)); err != nil {
 				return err
 			}

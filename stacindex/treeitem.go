@@ -42,6 +42,7 @@ func (t *Tree) nameID(ctx context.Context, coll, name string) (string, error) {
 	t.mu.Unlock()
 	if !ok && t.opt.Index != nil {
 		id, ok = t.opt.Index.NameID(coll, name)
+		ok = ok && ItemName(id) == name // a damaged value names another item
 	}
 	if !ok {
 		return "", fmt.Errorf("%q in %q: a hashed name no listing gave out: %w", name, coll, ErrNotFound)
