@@ -63,6 +63,8 @@ func mountFlags() []cli.Flag {
 			Usage: "keep no index on disk (listings are fetched again on every mount)"},
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"PRESCIENT_ALLOW_OTHER"},
 			Usage: "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)"},
+		&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"PRESCIENT_METRICS_ADDR"},
+			Usage: "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off; give a loopback address unless the network is trusted)"},
 	)
 }
 
@@ -230,6 +232,14 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	defer w.close()
+	if addr := c.String("metrics-addr"); addr != "" {
+		w.metrics.processMetrics()
+		_, stop, err := w.metrics.serve(addr, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		}
+		defer stop()
+	}
 	// Validate the catalog before mounting: nothing is mounted on failure.
 	vctx, vcancel := context.WithTimeout(ctx, max(30*time.Second, 2*c.Duration("io-timeout")))
 	_, err = w.client.Landing(vctx)
@@ -268,7 +278,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 		GID:    uint32(os.Getgid()),
 		Stats:  w.statsJSON,
 	}
-	srv, err := fs.Mount(dir, cfg, fs.MountOptions{AllowOther: c.Bool("allow-other"), Debug: c.Bool("debug"), FsName: "prescientfs"})
+	srv, err := fs.Mount(dir, cfg, fs.MountOptions{AllowOther: c.Bool("allow-other"), Debug: c.Bool("debug"), FsName: "prescientfs", Observe: w.metrics.observeFUSE})
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/prescient/prescientfs/creds"
 	"github.com/prescient/prescientfs/fs/objread"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -36,6 +37,7 @@ type wiring struct {
 	close     func()
 	logStats  func(*slog.Logger)
 	statsJSON func() []byte
+	metrics   *mountMetrics // served with --metrics-addr
 }
 
 // catalogAuth is how the catalog and buckets are reached: anonymous or
@@ -48,6 +50,9 @@ type catalogAuth struct {
 	region         string
 	close          func()
 	logStats       func(*slog.Logger)
+	// credStats and credExpiry feed the metrics (nil: no renewals).
+	credStats  func() creds.Stats
+	credExpiry func() time.Time
 }
 
 func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error) {
@@ -64,8 +69,9 @@ func wire(ctx context.Context, c *cli.Context, log *slog.Logger) (*wiring, error
 func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catalogAuth) (*wiring, error) {
 	ioTimeout := c.Duration("io-timeout")
 	httpClient := &http.Client{Transport: newTransport(ioTimeout)}
+	metrics := newMountMetrics()
 	client, err := stacindex.NewClient(auth.stacURL, stacindex.Options{
-		HTTPClient:     httpClient,
+		HTTPClient:     &http.Client{Transport: metrics.catalogTransport(httpClient.Transport)},
 		RequestTimeout: ioTimeout,
 		Header:         auth.header,
 		OnUnauthorized: auth.onUnauthorized,
@@ -82,7 +88,7 @@ func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catal
 	// Every read is bounded by --io-timeout without progress, retried with
 	// backoff inside it (objread.Retry); HEADs likewise (objread.Retrying).
 	retry := objread.Retry{Timeout: ioTimeout}
-	store := objread.Retrying{Store: objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}, Retry: retry}
+	store := objread.Retrying{Store: metrics.objectStore(objread.Router{S3: s3Store, HTTP: &objread.HTTPStore{Client: httpClient}}), Retry: retry}
 	memLimit, err := parseSize(c.String("memory-limit"))
 	if err != nil {
 		return nil, fmt.Errorf("--memory-limit: %w", err)
@@ -102,7 +108,12 @@ func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catal
 	if disk != nil {
 		blocks.SetDisk(disk)
 	}
-	pf := objread.NewPrefetcher(store, pcfg, objread.NewBudget(memLimit), blocks)
+	budget := objread.NewBudget(memLimit)
+	pf := objread.NewPrefetcher(store, pcfg, budget, blocks)
+	metrics.readPath(pf.Stats(), budget, blocks)
+	if auth.credStats != nil {
+		metrics.credentials(auth.credStats, auth.credExpiry)
+	}
 	w := &wiring{
 		client:   client,
 		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
@@ -126,6 +137,7 @@ func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catal
 			b, _ := json.MarshalIndent(pf.Stats().Snapshot(), "", "  ")
 			return append(b, '\n')
 		},
+		metrics: metrics,
 	}
 	return w, nil
 }
@@ -176,6 +188,8 @@ func resolveAuth(ctx context.Context, c *cli.Context, log *slog.Logger) (*catalo
 		s3Creds:        ma.S3Creds,
 		region:         ma.Region,
 		close:          ma.Close,
+		credStats:      ma.Stats,
+		credExpiry:     ma.CredentialsExpiry,
 		logStats: func(log *slog.Logger) {
 			st := ma.Stats()
 			log.Info("credential statistics", "token_renewals", st.TokenRenewals, "token_failures", st.TokenFailures,

@@ -62,6 +62,14 @@ func (b *Budget) Peak() int64 {
 	return b.peak
 }
 
+// Streams returns the handles with an active prefetch stream (sequential
+// windows) now.
+func (b *Budget) Streams() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.streams
+}
+
 // share is the fair share of one stream: the limit split between the
 // streams active now, so a new stream is not starved by old ones.
 func (b *Budget) share() int64 {
