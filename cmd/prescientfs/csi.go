@@ -15,15 +15,23 @@ import (
 	"github.com/prescient/prescientfs/cmd/prescientfs/internal/csi"
 )
 
-// csiDeniedFlags are mount flags a volume may not set: host paths a pod
-// author must not choose, and the shell's process management.
-var csiDeniedFlags = []string{"env-file", "auth-profile", "foreground", "log-file", "cache-dir", "cache-dir-size", "index-dir", "allow-other"}
+// Every mount flag is classified for volumes: csiVolumeFlags may be set
+// by a volume's attributes; csiDeniedFlags may not (host paths and ports a
+// pod author must not choose in a privileged plugin, and the shell's
+// process management). A new mount flag fails TestCSIFlagsClassified
+// until it is put in one list.
+var (
+	csiVolumeFlags = []string{"stac-url", "no-sign-request", "region", "metadata-ttl", "io-timeout", "page-size",
+		"debug", "memory-limit", "cache-size", "layout", "max-listing", "search", "max-items", "no-index"}
+	csiDeniedFlags = []string{"env-file", "auth-profile", "foreground", "log-file", "cache-dir", "cache-dir-size",
+		"index-dir", "allow-other", "metrics-addr"}
+)
 
 // csiAllowedFlags are the mount flags that volume attributes may set.
 func csiAllowedFlags() []string {
 	var names []string
 	for _, f := range mountFlags() {
-		if n := f.Names()[0]; !slices.Contains(csiDeniedFlags, n) {
+		if n := f.Names()[0]; slices.Contains(csiVolumeFlags, n) {
 			names = append(names, n)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,6 +174,10 @@ func checkVolumeFlags(c *cli.Context) (int64, error) {
 	}
 	if c.Duration("io-timeout") <= 0 {
 		return invalid("io-timeout must be positive")
+	}
+	if strings.HasPrefix(c.String("search"), "@") {
+		// @FILE would read a file of the plugin's container.
+		return invalid("search: give the query (collections=…&bbox=…), not @FILE")
 	}
 	if _, err := treeOptions(c, nil); err != nil {
 		return invalid("%v", err)
