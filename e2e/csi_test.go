@@ -353,6 +353,13 @@ func TestCSIPublishRotateUnpublish(t *testing.T) {
 	}
 	p.mustPublish("vol-b", targetB, attrsB, stsSession(t, st))
 	files.checkRead(targetB)
+	// What the example Job does: GDAL reads a COG through the volume.
+	coll := st.cat.Collection("sentinel-demo")
+	if a := coll.Items[0].Asset("visual"); a != nil && a.Path != "" {
+		if got, want := gdalChecksums(t, filepath.Join(targetB, coll.ID, coll.Items[0].ID, "visual.tif")), gdalChecksums(t, a.Path); got == "" || got != want {
+			t.Fatalf("gdalinfo -checksum through the volume: %q, local %q", got, want)
+		}
+	}
 
 	// Unpublish (twice: idempotent): no mount and no target left.
 	for _, tg := range []string{target, targetB} {
