@@ -23,24 +23,36 @@ import (
 // Running prescientfs as a service: fstab / mount -t fuse.prescientfs,
 // systemd readiness, Prometheus metrics.
 
-// TestFstabMountHelper mounts as an fstab line does: mount(8) finds no
-// mount.fuse.prescientfs helper, runs mount.fuse3, which execs
-// `prescientfs SOURCE MOUNTPOINT -o OPTS` from PATH. The options carry
-// mount flags with underscores and the options of mount(8) and systemd,
-// which are ignored. umount then ends the mount process.
+// TestFstabMountHelper mounts as an fstab line does, both ways mount(8)
+// reaches prescientfs: through fuse3's mount.fuse3, which execs
+// `prescientfs SOURCE MOUNTPOINT -o OPTS` from the shell's default PATH,
+// and through a /sbin/mount.fuse.prescientfs symlink, which mount(8) runs
+// itself. The options carry mount flags with underscores and the options
+// of mount(8) and systemd, which are ignored. umount then ends the mount
+// process.
 func TestFstabMountHelper(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("mount(8) with a FUSE type needs root")
 	}
-	if _, err := exec.LookPath("mount.fuse3"); err != nil {
-		t.Skip("mount.fuse3 (fuse3) is not installed")
-	}
+	t.Run("mount.fuse3", func(t *testing.T) {
+		if _, err := exec.LookPath("mount.fuse3"); err != nil {
+			t.Skip("mount.fuse3 (fuse3) is not installed")
+		}
+		installAt(t, systemBin)
+		testFstabMount(t)
+	})
+	t.Run("helper symlink", func(t *testing.T) {
+		installAt(t, "/sbin/mount.fuse.prescientfs")
+		testFstabMount(t)
+	})
+}
+
+func testFstabMount(t *testing.T) {
 	st := sharedStack(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "mount.log")
 	opts := "rw,nodev,nosuid,_netdev,nofail,noauto,x-systemd.automount,x-systemd.mount-timeout=30," +
 		"metadata_ttl=1m,layout=flat,io_timeout=20s,log_file=" + logPath
-	installOnSystemPath(t)
 	cmd := exec.Command("mount", "-t", "fuse.prescientfs", st.stac.URL(), dir, "-o", opts)
 	cmd.Env = st.env(t)
 	out, err := cmd.CombinedOutput()
@@ -98,17 +110,17 @@ func TestFstabMountHelper(t *testing.T) {
 // searches its default PATH only.
 const systemBin = "/usr/local/bin/prescientfs"
 
-// installOnSystemPath links the binary under test at systemBin for the
-// test's duration. A prescientfs already there (installed, or another
-// run's) is left alone and the test skipped.
-func installOnSystemPath(t *testing.T) {
+// installAt links the binary under test at path (a system directory) for
+// the test's duration. A file already there (installed, or another run's)
+// is left alone and the test skipped.
+func installAt(t *testing.T, path string) {
 	t.Helper()
-	if err := os.Symlink(binPath, systemBin); err != nil {
-		t.Skipf("cannot place the binary where mount.fuse3 looks (%v)", err)
+	if err := os.Symlink(binPath, path); err != nil {
+		t.Skipf("cannot place the binary where mount(8) looks (%v)", err)
 	}
 	t.Cleanup(func() {
-		if target, err := os.Readlink(systemBin); err == nil && target == binPath {
-			os.Remove(systemBin)
+		if target, err := os.Readlink(path); err == nil && target == binPath {
+			os.Remove(path)
 		}
 	})
 }
