@@ -286,3 +286,62 @@ func metricValue(t *testing.T, text, series string) float64 {
 	}
 	return 0
 }
+
+// TestMetricsCredentials: a service principal's mount with 5 s tokens (and
+// STS credentials ending with them) reports its renewals and the time left
+// on its bucket credentials; reading on, the renewal counters move. No
+// token, client secret or bucket secret is in the metrics.
+func TestMetricsCredentials(t *testing.T) {
+	a := newAuthStack(t, authStackOptions{TokenLifetime: 5 * time.Second})
+	many := a.assets(t, "many-items")
+	env := a.env(t, t.TempDir(), append(a.settings(), "PRESCIENT_CLIENT_SECRET="+a.clientSecret)...)
+	m := mountIn(t, "", env, "--metadata-ttl", "1s", "--metrics-addr", "127.0.0.1:0")
+	sub := metricsURLRE.FindStringSubmatch(readFile(m.log))
+	if sub == nil {
+		t.Fatalf("the log does not say where metrics are served:\n%s", readFile(m.log))
+	}
+	url := sub[1]
+	first := scrape(t, url)
+	if v := metricValue(t, first, "prescientfs_token_renewals_total"); v < 1 {
+		t.Errorf("token renewals %v after sign-in", v)
+	}
+	if v := metricValue(t, first, "prescientfs_credential_renewals_total"); v < 1 {
+		t.Errorf("credential renewals %v after the mount checked its credentials", v)
+	}
+	if !strings.Contains(first, "\nprescientfs_credentials_expiry_seconds ") {
+		t.Error("no credentials expiry")
+	} else if v := metricValue(t, first, "prescientfs_credentials_expiry_seconds"); v > 6 {
+		t.Errorf("credentials expire in %v s, tokens live 5 s", v)
+	}
+	// Read until the credentials have been renewed under the reads (a
+	// minute at most: the tokens live 5 s).
+	last := first
+	for n, deadline := 0, time.Now().Add(time.Minute); ; n++ {
+		if err := checkAsset(m, many[n%len(many)], 30*time.Second); err != nil {
+			t.Fatalf("read %d: %v", n, err)
+		}
+		last = scrape(t, url)
+		if metricValue(t, last, "prescientfs_credential_renewals_total") > metricValue(t, first, "prescientfs_credential_renewals_total") &&
+			metricValue(t, last, "prescientfs_token_renewals_total") > metricValue(t, first, "prescientfs_token_renewals_total") {
+			t.Logf("renewed after %d reads", n+1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal counted after a minute of reads with 5 s tokens:\n%s", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v := metricValue(t, last, `prescientfs_object_requests_total{kind="get",outcome="ok"}`); v < 1 {
+		t.Error("no object GET counted")
+	}
+	for _, secret := range append(a.bucketSecrets(), a.clientSecret, a.minio.Endpoint, a.idp.URL) {
+		if secret != "" && strings.Contains(last, secret) {
+			t.Errorf("the metrics contain a secret or an address: %q", secret)
+		}
+	}
+	for _, leak := range []string{"X-Amz", "Signature", "Bearer", "eyJ"} {
+		if strings.Contains(last, leak) {
+			t.Errorf("the metrics contain %q", leak)
+		}
+	}
+}
