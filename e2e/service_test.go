@@ -345,3 +345,24 @@ func TestMetricsCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAddrInUse: a metrics port that cannot be had fails the mount
+// at once, naming the flag, with nothing mounted.
+func TestMetricsAddrInUse(t *testing.T) {
+	st := sharedStack(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	m, out, err := tryMountIn(t, "", st.env(t), "--stac-url", st.stac.URL(), "--metrics-addr", ln.Addr().String())
+	if err == nil {
+		t.Fatalf("mounted with the metrics port in use:\n%s", out)
+	}
+	if !strings.Contains(out, "--metrics-addr "+ln.Addr().String()) {
+		t.Errorf("the error does not name the flag: %q", out)
+	}
+	if isMounted(m.dir) {
+		t.Error("mounted although the mount failed")
+	}
+}
