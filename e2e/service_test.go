@@ -233,7 +233,6 @@ func TestMetricsScrape(t *testing.T) {
 		`prescientfs_object_requests_total{kind="get",outcome="ok"}`,
 		`prescientfs_object_first_byte_seconds_count{kind="get"}`,
 		`prescientfs_object_request_duration_seconds_count{kind="get"}`,
-		`prescientfs_cache_misses_total{cache="memory"}`,
 		`prescientfs_fuse_operations_total{op="read",status="OK"}`,
 		`prescientfs_fuse_operation_duration_seconds_count{op="read"}`,
 		`prescientfs_fuse_operations_total{op="open",status="OK"}`,
@@ -241,6 +240,11 @@ func TestMetricsScrape(t *testing.T) {
 		if d := moved(series); d <= 0 {
 			t.Errorf("%s did not move (%v)", series, d)
 		}
+	}
+	// The bytes came through the block cache or a prefetch stream,
+	// whichever the kernel's read sizes made the read path choose.
+	if d := moved(`prescientfs_cache_misses_total{cache="memory"}`) + moved("prescientfs_prefetch_parts_total"); d <= 0 {
+		t.Errorf("neither block cache misses nor prefetch parts moved")
 	}
 	// The lookup of an item asks the catalog; the mount validated it first.
 	if v := metricValue(t, after, `prescientfs_catalog_requests_total{kind="other",outcome="2xx"}`); v < 1 {
