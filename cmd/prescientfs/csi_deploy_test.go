@@ -26,12 +26,15 @@ const deployDir = "../../deploy"
 // subset of Helm it uses (.Values, .Release, .Chart, toJson, quote): helm
 // itself is not installed where the tests run. missingkey=error catches a
 // template naming a value that values.yaml lacks.
-func renderChart(t *testing.T) (map[string]any, map[string][]byte) {
+func renderChart(t *testing.T, set map[string]any) (map[string]any, map[string][]byte) {
 	t.Helper()
 	chartDir := filepath.Join(deployDir, "helm", "prescientfs-csi")
 	var values, chart map[string]any
 	readYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
 	readYAML(t, filepath.Join(chartDir, "Chart.yaml"), &chart)
+	for k, v := range set { // as helm --set (top-level keys)
+		values[k] = v
+	}
 	data := map[string]any{
 		"Values":  values,
 		"Release": map[string]any{"Name": "prescientfs-csi", "Namespace": "kube-system"},
@@ -119,7 +122,11 @@ func decodeStrict(t *testing.T, name string, manifest []byte) []any {
 }
 
 func TestCSIChartRendersStrictly(t *testing.T) {
-	values, rendered := renderChart(t)
+	_, defaults := renderChart(t, nil)
+	for name, m := range defaults {
+		decodeStrict(t, name, m)
+	}
+	values, rendered := renderChart(t, map[string]any{"extraEnv": []any{map[string]any{"name": "AWS_ENDPOINT_URL_S3", "value": "https://s3.example:9000"}}})
 	driverName := values["driverName"].(string)
 	kubeletDir := values["kubeletDir"].(string)
 	var driver *storagev1.CSIDriver
@@ -189,6 +196,9 @@ func TestCSIChartRendersStrictly(t *testing.T) {
 			t.Errorf("plugin arg %q is no flag of prescientfs csi", a)
 		}
 	}
+	if env := plugin.Env; len(env) != 2 || env[1].Name != "AWS_ENDPOINT_URL_S3" || env[1].Value != "https://s3.example:9000" {
+		t.Errorf("plugin env %+v: want KUBE_NODE_NAME and the extraEnv given", env)
+	}
 	reg := strings.Join(names["node-driver-registrar"].Args, " ")
 	if !strings.Contains(reg, kubeletDir+"/plugins/"+driverName+"/csi.sock") {
 		t.Errorf("registrar args %q do not name the plugin's socket", reg)
@@ -199,7 +209,7 @@ func TestCSIChartRendersStrictly(t *testing.T) {
 // and against this binary: the driver's name, attributes and Secret keys
 // a volume accepts, and HostToContainer propagation in the pods.
 func TestCSIExamplesDecodeStrictly(t *testing.T) {
-	values, _ := renderChart(t)
+	values, _ := renderChart(t, nil)
 	driverName := values["driverName"].(string)
 	files, _ := filepath.Glob(filepath.Join(deployDir, "examples", "*.yaml"))
 	if len(files) < 4 {
