@@ -18,7 +18,6 @@ import (
 
 	"github.com/prescient/prescientfs/creds"
 	"github.com/prescient/prescientfs/fs"
-	"github.com/prescient/prescientfs/stacindex"
 )
 
 func mountFlags() []cli.Flag {
@@ -240,44 +239,13 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 		}
 		defer stop()
 	}
-	// Validate the catalog before mounting: nothing is mounted on failure.
-	vctx, vcancel := context.WithTimeout(ctx, max(30*time.Second, 2*c.Duration("io-timeout")))
-	_, err = w.client.Landing(vctx)
-	vcancel()
-	if err != nil {
-		return fmt.Errorf("catalog %s: %w", w.client.URL(), err)
-	}
-	topt, err := treeOptions(c, log)
+	// Validate the catalog and build the tree (a search the API rejects
+	// fails the mount, with the API's message): nothing is mounted on failure.
+	cfg, closeIndex, err := newFSConfig(ctx, c, w, log)
 	if err != nil {
 		return err
 	}
-	topt.Resolver = w.resolver
-	if topt.Index, err = openIndex(c, w.client.URL(), topt.Search, log); err != nil {
-		return err
-	}
-	if topt.Index != nil {
-		defer topt.Index.Close()
-	}
-	tree := stacindex.NewTreeOptions(w.client, topt)
-	if topt.Search != nil {
-		// A search the API rejects fails the mount, with the API's message.
-		sctx, scancel := context.WithTimeout(ctx, max(30*time.Second, 2*c.Duration("io-timeout")))
-		err := tree.StartSearch(sctx)
-		scancel()
-		if err != nil {
-			return fmt.Errorf("search: %w", err)
-		}
-	}
-	cfg := fs.Config{
-		Tree:   tree,
-		Store:  w.store,
-		Opener: w.opener,
-		TTL:    c.Duration("metadata-ttl"),
-		Log:    log,
-		UID:    uint32(os.Getuid()),
-		GID:    uint32(os.Getgid()),
-		Stats:  w.statsJSON,
-	}
+	defer closeIndex()
 	srv, err := fs.Mount(dir, cfg, fs.MountOptions{AllowOther: c.Bool("allow-other"), Debug: c.Bool("debug"), FsName: "prescientfs", Observe: w.metrics.observeFUSE})
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)

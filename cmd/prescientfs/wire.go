@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/prescient/prescientfs/creds"
+	"github.com/prescient/prescientfs/fs"
 	"github.com/prescient/prescientfs/fs/objread"
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -306,4 +307,50 @@ func setMemoryLimit(readPath int64) {
 		return
 	}
 	debug.SetMemoryLimit(readPath + 64<<20)
+}
+
+// newFSConfig is what a mount serves once wired: the catalog checked, the
+// tree with its index, and the file system's configuration. The returned
+// function closes the index.
+func newFSConfig(ctx context.Context, c *cli.Context, w *wiring, log *slog.Logger) (fs.Config, func(), error) {
+	timeout := max(30*time.Second, 2*c.Duration("io-timeout"))
+	vctx, cancel := context.WithTimeout(ctx, timeout)
+	_, err := w.client.Landing(vctx)
+	cancel()
+	if err != nil {
+		return fs.Config{}, nil, fmt.Errorf("catalog %s: %w", w.client.URL(), err)
+	}
+	topt, err := treeOptions(c, log)
+	if err != nil {
+		return fs.Config{}, nil, err
+	}
+	topt.Resolver = w.resolver
+	if topt.Index, err = openIndex(c, w.client.URL(), topt.Search, log); err != nil {
+		return fs.Config{}, nil, err
+	}
+	closeIndex := func() {
+		if topt.Index != nil {
+			topt.Index.Close()
+		}
+	}
+	tree := stacindex.NewTreeOptions(w.client, topt)
+	if topt.Search != nil {
+		sctx, scancel := context.WithTimeout(ctx, timeout)
+		err := tree.StartSearch(sctx)
+		scancel()
+		if err != nil {
+			closeIndex()
+			return fs.Config{}, nil, fmt.Errorf("search: %w", err)
+		}
+	}
+	return fs.Config{
+		Tree:   tree,
+		Store:  w.store,
+		Opener: w.opener,
+		TTL:    c.Duration("metadata-ttl"),
+		Log:    log,
+		UID:    uint32(os.Getuid()),
+		GID:    uint32(os.Getgid()),
+		Stats:  w.statsJSON,
+	}, closeIndex, nil
 }
