@@ -132,8 +132,17 @@ func TestScaleHugeCollectionByDate(t *testing.T) {
 	if !slices.Contains(got, "item.json") || !slices.Contains(got, "visual.tif") {
 		t.Errorf("item directory of a day holds %v", got)
 	}
-	if c := ss.counts(); c.catalog > 0 {
-		t.Errorf("ls of a listed item sent %d catalog requests: %v", c.catalog, requestLines(ss.stac.Requests()))
+	// Days after each listed day are filled in the background; one of
+	// those may land now. Anything else is a request of this lookup's own.
+	var own []stacserver.Recorded
+	for _, r := range ss.stac.Requests() {
+		otherDay := strings.HasSuffix(r.Path, "/items") && strings.Contains(r.RawQuery, "datetime=") && !strings.Contains(r.RawQuery, "datetime=2024-06-01")
+		if !otherDay && !strings.HasPrefix(r.Path, "/files/") {
+			own = append(own, r)
+		}
+	}
+	if len(own) > 0 {
+		t.Errorf("ls of a listed item sent %d catalog requests: %v", len(own), requestLines(own))
 	}
 	// The same item by ID at the collection's root, unlisted there.
 	if _, err := os.Stat(m.path("big", day[100], "item.json")); err != nil {
