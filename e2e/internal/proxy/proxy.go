@@ -41,14 +41,17 @@ type Proxy struct {
 	down    bool               // guarded by mu; new connections are reset at once
 	stalled chan struct{}      // guarded by mu; non-nil while stalled: closed on resume
 	rate    int64              // guarded by mu; bytes per second per connection, 0 unlimited
-	latency time.Duration      // guarded by mu; added before each chunk towards the server
+	latency time.Duration      // guarded by mu; added before each request towards the server
 	faults  []*fault           // guarded by mu
 
 	// Counters.
-	Conns  atomic.Int64 // connections accepted
-	Bytes  atomic.Int64 // bytes forwarded towards clients
-	Fired  atomic.Int64 // faults that fired
-	closed atomic.Bool
+	Conns atomic.Int64 // connections accepted
+	// Requests counts request starts: the first bytes a client sends on a
+	// connection, and its first bytes after each response (HTTP/1.1).
+	Requests atomic.Int64
+	Bytes    atomic.Int64 // bytes forwarded towards clients
+	Fired    atomic.Int64 // faults that fired
+	closed   atomic.Bool
 }
 
 // fault breaks the connection carrying the (after+1)th byte sent to
@@ -62,6 +65,13 @@ type fault struct {
 type pair struct {
 	client, server net.Conn
 	once           sync.Once
+	// answered: the server has sent bytes since the client last began a
+	// request, so the client's next bytes begin a new one. It starts true.
+	answered atomic.Bool
+	// newResponse: a request went to the server; the pacer of the
+	// server-to-client direction starts a new schedule at its next bytes.
+	newResponse atomic.Bool
+	pace        Pacer // used by the server-to-client pipe only
 }
 
 func (c *pair) close(cut Cut) {
@@ -134,6 +144,7 @@ func (p *Proxy) handle(client net.Conn) {
 		return
 	}
 	c := &pair{client: client, server: server}
+	c.answered.Store(true)
 	p.mu.Lock()
 	if p.closed.Load() {
 		p.mu.Unlock()
@@ -171,20 +182,28 @@ func (p *Proxy) pipe(c *pair, src, dst net.Conn, toClient bool) {
 		if toClient && n > 0 {
 			var cut *Cut
 			chunk, cut = p.apply(chunk)
-			p.throttle(len(chunk))
+			if c.newResponse.Swap(false) {
+				c.pace.Start()
+			}
+			p.throttle(c, len(chunk))
 			if len(chunk) > 0 {
 				if _, werr := dst.Write(chunk); werr != nil {
 					c.close(Reset)
 					return
 				}
 				p.Bytes.Add(int64(len(chunk)))
+				c.answered.Store(true)
 			}
 			if cut != nil {
 				c.close(*cut)
 				return
 			}
 		} else if n > 0 {
-			p.delay()
+			if c.answered.Swap(false) { // a new request, not more of one
+				p.Requests.Add(1)
+				p.delay()
+				c.newResponse.Store(true)
+			}
 			if _, werr := dst.Write(chunk); werr != nil {
 				c.close(Reset)
 				return
@@ -234,16 +253,17 @@ func (p *Proxy) apply(chunk []byte) ([]byte, *Cut) {
 	return chunk[:keep], &cut
 }
 
-func (p *Proxy) throttle(n int) {
+// throttle paces the connection's bytes towards the client to the rate.
+func (p *Proxy) throttle(c *pair, n int) {
 	p.mu.Lock()
 	rate := p.rate
 	p.mu.Unlock()
-	if rate > 0 && n > 0 {
-		time.Sleep(time.Duration(int64(n) * int64(time.Second) / rate))
+	if n > 0 {
+		c.pace.Wait(n, rate)
 	}
 }
 
-// delay holds a chunk towards the server for the latency.
+// delay holds the start of a request towards the server for the latency.
 func (p *Proxy) delay() {
 	p.mu.Lock()
 	d := p.latency
@@ -326,9 +346,13 @@ func (p *Proxy) Resume() {
 	}
 }
 
-// SetLatency holds every chunk a client sends (a request, on an HTTP
-// connection) for d before it reaches the server: a far server's round
-// trip, before the first byte of every response. 0 removes it.
+// SetLatency holds the start of every request a client sends for d
+// before it reaches the server: a far server's round trip, before the
+// first byte of every response. A request starts with the first bytes on
+// a connection and with the first bytes after each response (HTTP/1.1);
+// the rest of a request (an upload's body) is not held again. With
+// "Expect: 100-continue" the body comes after the server's interim
+// response, so it counts as a new request and is held once. 0 removes it.
 func (p *Proxy) SetLatency(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -336,7 +360,9 @@ func (p *Proxy) SetLatency(d time.Duration) {
 }
 
 // SetRate limits each connection's bytes per second towards the client
-// (0: unlimited).
+// (0: unlimited). The pacing keeps a schedule (see Pacer): a long response
+// arrives at the rate, not slower by the timer's granularity, and each
+// response starts a new schedule, so idle time earns no burst.
 func (p *Proxy) SetRate(bytesPerSecond int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

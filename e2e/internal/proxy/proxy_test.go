@@ -67,3 +67,82 @@ func TestProxyFaults(t *testing.T) {
 		t.Errorf("rate-limited 1 MiB at 4 MiB/s took %v: %v", time.Since(start), err)
 	}
 }
+
+// TestProxyLatencyPerRequest: the latency holds each HTTP request once,
+// however many chunks its body takes, and every response waits for it.
+func TestProxyLatencyPerRequest(t *testing.T) {
+	var got []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, len(b))
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	p, err := New(strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const lat = 40 * time.Millisecond
+	p.SetLatency(lat)
+	c := &http.Client{Timeout: 10 * time.Second} // keep-alive: one connection for all
+	upload := bytes.Repeat([]byte("x"), 4<<20)
+	start := time.Now()
+	for i, body := range [][]byte{upload, nil, upload} {
+		resp, err := c.Post(p.URL(), "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	took := time.Since(start)
+	if n := p.Requests.Load(); n != 3 {
+		t.Errorf("the proxy saw %d request starts, want 3 (each held once, bodies not again)", n)
+	}
+	if took < 3*lat {
+		t.Errorf("3 requests with %v latency took %v", lat, took)
+	}
+	if p.Conns.Load() != 1 || len(got) != 3 || got[0] != len(upload) || got[1] != 0 || got[2] != len(upload) {
+		t.Errorf("conns %d, bodies %v", p.Conns.Load(), got)
+	}
+}
+
+// TestPacerSchedule: late wake-ups are made up (the schedule, not the
+// sleeps, sets the rate), a new schedule starts at once, and a connection
+// far behind does not burst more than paceMaxLag's worth.
+func TestPacerSchedule(t *testing.T) {
+	var p Pacer
+	const rate = 1 << 20 // 1 MiB/s: 1 KiB per ~1 ms
+	start := time.Now()
+	p.Wait(100<<10, rate) // due now: no wait; books ~98 ms
+	if d := time.Since(start); d > 90*time.Millisecond { // waiting would take ~98 ms
+		t.Errorf("the first chunk of a schedule waited %v", d)
+	}
+	want := p.due.Add(-time.Duration(float64(100<<10) * float64(time.Second) / rate))
+	if diff := want.Sub(start); diff < -time.Millisecond || diff > 50*time.Millisecond {
+		t.Errorf("schedule started %v after the first Wait", diff)
+	}
+	p.Wait(1, rate) // waits until ~98 ms after the start
+	if d := time.Since(start); d < 97*time.Millisecond-paceAhead {
+		t.Errorf("the second chunk went after %v, due after ~98 ms", d)
+	}
+	// Pretend the last wake-up was 5 ms late: the next chunk goes at once.
+	p.due = time.Now().Add(-5 * time.Millisecond)
+	before := p.due
+	p.Wait(1<<10, rate)
+	if step := p.due.Sub(before); step < 900*time.Microsecond || step > 1100*time.Microsecond {
+		t.Errorf("1 KiB at 1 MiB/s booked %v, want ~977µs (the lag is kept, to be made up)", step)
+	}
+	// Far behind (a paused reader): the lag is cut to paceMaxLag.
+	t0 := time.Now()
+	p.due = t0.Add(-time.Second)
+	p.Wait(1, rate)
+	if p.due.Before(t0.Add(-paceMaxLag)) {
+		t.Errorf("after a long pause the schedule is %v behind, want at most %v", t0.Sub(p.due), paceMaxLag)
+	}
+	p.Start()
+	if !p.due.IsZero() {
+		t.Error("Start did not reset the schedule")
+	}
+}
