@@ -29,13 +29,7 @@ func (b *bench) gdalWorkload(ctx context.Context, _ *baselines) error {
 	}
 	cog := b.st.cog
 	vsis3 := "/vsis3/" + bucket + "/" + cog.Key
-	home := filepath.Join(b.tmpDir(), "home")
-	s3Env := append(cleanEnv(), "HOME="+home,
-		"AWS_S3_ENDPOINT="+strings.TrimPrefix(b.st.minio.Endpoint, "http://"),
-		"AWS_HTTPS=NO", "AWS_VIRTUAL_HOSTING=FALSE",
-		"AWS_ACCESS_KEY_ID="+b.st.minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+b.st.minio.SecretKey,
-		"AWS_REGION="+minio.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-	localEnv := append(cleanEnv(), "HOME="+home)
+	s3Env, localEnv := b.s3Env(), b.localEnv()
 
 	rng := rand.New(rand.NewPCG(4, 0x6764616c))
 	var mountMS, s3MS []float64
@@ -78,6 +72,21 @@ func (b *bench) gdalWorkload(ctx context.Context, _ *baselines) error {
 	r.Details = map[string]any{"mount_runs_ms": mountMS, "vsis3_runs_ms": s3MS}
 	b.rep.add(r)
 	return nil
+}
+
+// s3Env is GDAL's environment for /vsis3/ at the current shape's S3 (its
+// proxy when shaped).
+func (b *bench) s3Env() []string {
+	return append(cleanEnv(), "HOME="+filepath.Join(b.tmpDir(), "home"),
+		"AWS_S3_ENDPOINT="+strings.TrimPrefix(b.endpoint(), "http://"),
+		"AWS_HTTPS=NO", "AWS_VIRTUAL_HOSTING=FALSE",
+		"AWS_ACCESS_KEY_ID="+b.st.minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+b.st.minio.SecretKey,
+		"AWS_REGION="+minio.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+}
+
+// localEnv is GDAL's environment for files below the mount.
+func (b *bench) localEnv() []string {
+	return append(cleanEnv(), "HOME="+filepath.Join(b.tmpDir(), "home"))
 }
 
 // warmGDAL loads GDAL's binaries and libraries back into the page cache

@@ -1,9 +1,36 @@
 // Command bench measures prescientfs against the direct S3 limit on the real
-// test stack (MinIO, the STAC test server) and prints one table: each
-// workload through the mount, its baseline in the same run, the ratio and
-// the target of issue 4. The same figures are written as JSON.
+// test stack (MinIO, the STAC test server) and prints one table per S3
+// shape: each workload through the mount, its baseline in the same run and
+// through the same S3, the ratio and the target (issues 4 and 11). The same
+// figures are written as JSON.
 //
 //	make build && go run ./e2e/cmd/bench -bin bin/prescientfs -dir .bench
+//
+// Shapes. Loopback MinIO answers in about a millisecond and streams a GiB
+// a second per connection; a real bucket answers in 10-30 ms and streams
+// 50-90 MB/s per connection. -shape lists the S3s to measure against,
+// comma-separated, each "loopback" or LATENCY/RATE: LATENCY a Go duration
+// added before every request (the first byte of every response comes that
+// much later), RATE what each response (one per connection at a time) is
+// paced to, in MB (10^6 bytes), MiB, KB, KiB, GB or GiB per second, 0 for
+// unlimited. The default, loopback,20ms/50MB,50ms/25MB, is what `make
+// bench` runs. For a shaped S3 a shaping proxy (proxy.go) stands in front
+// of MinIO, and the mount, the direct aws-sdk-go-v2 baseline and GDAL's
+// /vsis3/ (AWS_S3_ENDPOINT) all go through it; the STAC catalog does not.
+// Each shaped table starts with the proxy's own check: a 1-byte GET (the
+// latency) and one connection downloading 32 MiB (the achieved rate).
+//
+// The shaped workloads run at every shape: seq (sequential 1 GiB against
+// the best of parallel 8 MiB ranged GETs at -seq-conc), first (first 64
+// KiB of never-opened files, p50, against one ranged GET, and the requests
+// the mount sent), gdalinfo (-scenes new scenes, against /vsis3/) and gdal
+// (gdal_translate -srcwin 1024² windows of the big COG, against /vsis3/,
+// outputs compared). The others (tree, conc with peak RSS and CPU per GiB,
+// random, reopen, rclone, catalog) run on loopback only, as before. To
+// measure another build, point -bin at it (e.g. a worktree's
+// bin/prescientfs); -only and -shape select what runs:
+//
+//	go run ./e2e/cmd/bench -bin /work/wt11/bin/prescientfs -dir /work/benchdata -only seq,first,gdal -shape 20ms/50MB
 //
 // The catalog workloads (lookup by ID in a 10M collection, listings
 // against raw paging, the persistent index) need only the STAC test
@@ -25,6 +52,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +66,10 @@ type config struct {
 	jsonPath   string
 	mountFlags string
 	only       string
+	shapeList  string
+	shapes     []shape
+	seqConc    string
+	seqConcs   []int
 
 	runs        int
 	streams     int
@@ -48,10 +80,13 @@ type config struct {
 	cogSide     int
 	treeItems   int
 	catPageSize int
+	firstFiles  int
+	scenes      int
 
 	objectSize sizeFlag
 	readSize   sizeFlag
 	randSize   sizeFlag
+	partSize   sizeFlag
 
 	rclone      bool
 	gdal        bool
@@ -63,12 +98,17 @@ type config struct {
 }
 
 func parseFlags() config {
-	c := config{objectSize: 1 << 30, readSize: 1 << 20, randSize: 64 << 10}
+	c := config{objectSize: 1 << 30, readSize: 1 << 20, randSize: 64 << 10, partSize: 8 << 20}
 	flag.StringVar(&c.bin, "bin", "bin/prescientfs", "the prescientfs binary to measure")
 	flag.StringVar(&c.dir, "dir", ".bench", "work directory: mountpoints, logs, the cached big COG, bench.json")
 	flag.StringVar(&c.jsonPath, "json", "", "write the results as JSON here (default <dir>/bench.json)")
 	flag.StringVar(&c.mountFlags, "mount-flags", "", "extra flags for `prescientfs mount`, space-separated (e.g. \"--memory-limit 256MiB\")")
 	flag.StringVar(&c.only, "only", "", "comma-separated workloads to run (default all): "+strings.Join(allWorkloads, ","))
+	flag.StringVar(&c.shapeList, "shape", "loopback,20ms/50MB,50ms/25MB", "comma-separated S3 shapes, each loopback or LATENCY/RATE per connection (e.g. 20ms/50MB); the shaped workloads run at each, the others on loopback only")
+	flag.StringVar(&c.seqConc, "seq-conc", "4,8,16,32", "concurrencies of the direct parallel ranged GETs (-part-size parts) of the sequential baseline: the best is the baseline")
+	flag.Var(&c.partSize, "part-size", "part size of the direct parallel ranged GETs")
+	flag.IntVar(&c.firstFiles, "first-files", 16, "never-opened files read (first -random-size bytes) per run in the first-read workload")
+	flag.IntVar(&c.scenes, "scenes", 8, "new scenes (small COGs) per run in the gdalinfo workload")
 	flag.IntVar(&c.runs, "runs", 3, "repetitions of each throughput workload (median reported; direct baseline: best)")
 	flag.IntVar(&c.streams, "streams", 4, "concurrent readers (and random objects)")
 	flag.IntVar(&c.randomReads, "random-reads", 200, "cold random reads timed per side")
@@ -168,6 +208,22 @@ func (c *config) validate() error {
 	}
 	if int64(c.objectSize) < int64(c.randSize)+4096 || c.readSize <= 0 || c.randSize <= 0 {
 		return fmt.Errorf("-object-size must exceed -random-size; sizes must be positive")
+	}
+	if c.shapes, err = parseShapes(c.shapeList); err != nil {
+		return err
+	}
+	for _, f := range splitList(c.seqConc) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return fmt.Errorf("-seq-conc: bad concurrency %q", f)
+		}
+		c.seqConcs = append(c.seqConcs, n)
+	}
+	if len(c.seqConcs) == 0 || c.partSize <= 0 || c.firstFiles < 1 || c.scenes < 1 {
+		return fmt.Errorf("-seq-conc needs a concurrency; -part-size, -first-files and -scenes must be positive")
+	}
+	if int64(c.randSize) > coldSize {
+		return fmt.Errorf("-random-size must be at most %s (the first-read files' size)", formatSize(coldSize))
 	}
 	if c.serverCache != "warm" && c.serverCache != "cold" {
 		return fmt.Errorf("-server-cache must be warm or cold")

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/prescient/prescientfs/e2e/internal/minio"
 	"github.com/prescient/prescientfs/e2e/internal/proc"
 	"github.com/prescient/prescientfs/fs/mountinfo"
@@ -31,6 +33,11 @@ type bench struct {
 
 	mountSeq   int
 	dropFailed bool
+
+	// The shape being measured, its proxy and direct client (nil on loopback).
+	shape      shape
+	shapeProxy *countingProxy
+	shapeS3    *s3.Client
 }
 
 func (b *bench) mnt() string       { return filepath.Join(b.cfg.dir, "mnt") }
@@ -126,9 +133,9 @@ func (b *bench) mountPrescient(ctx context.Context, label string, viaProxy bool)
 	b.mountSeq++
 	m := &mountProc{kind: "prescientfs", dir: b.mnt(),
 		logPath: filepath.Join(b.logDir(), fmt.Sprintf("%02d-prescientfs-%s.log", b.mountSeq, label))}
-	endpoint := b.st.minio.Endpoint
+	endpoint := b.endpoint()
 	if viaProxy {
-		endpoint = b.st.proxy.URL
+		endpoint = b.countProxy().URL
 	}
 	args := []string{"mount", "--stac-url", b.st.stac.URL(), "--log-file", m.logPath}
 	args = append(args, strings.Fields(b.cfg.mountFlags)...)

@@ -11,17 +11,26 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/prescient/prescientfs/e2e/internal/proxy"
 )
 
 // countingProxy is a reverse proxy in front of MinIO that counts the
-// requests a client sends and the body bytes MinIO returns. It keeps the
-// Host header, so SigV4 signatures made for the proxy's address verify.
-// It costs latency and throughput, so only the passes that count bytes and
-// requests go through it, never the timed ones.
+// requests a client sends and the body bytes MinIO returns, and shapes
+// them like a remote S3 (see shape): it holds every request for the
+// shape's latency before forwarding it (once per HTTP request: an upload's
+// body is not held again) and paces every response to the shape's rate
+// (each response on its own connection, as HTTP/1.1 carries one at a
+// time; proxy.Pacer keeps a schedule, so the rate is reached, not lost to
+// timer granularity). It keeps the Host header, so SigV4 signatures made
+// for the proxy's address verify. Unshaped, it still costs some CPU and
+// latency, so on loopback only the passes that count requests go through
+// it (both sides of a comparison alike).
 type countingProxy struct {
-	URL  string // http://127.0.0.1:PORT
-	srv  *http.Server
-	gets atomic.Int64
+	URL   string // http://127.0.0.1:PORT
+	Shape shape
+	srv   *http.Server
+	gets  atomic.Int64
 	// heads counts HEAD requests; other counts everything else (LIST, ...).
 	heads, other atomic.Int64
 	bytes        atomic.Int64
@@ -41,7 +50,9 @@ func (c proxyCounts) sub(d proxyCounts) proxyCounts {
 	return proxyCounts{GETs: c.GETs - d.GETs, HEADs: c.HEADs - d.HEADs, Other: c.Other - d.Other, Bytes: c.Bytes - d.Bytes}
 }
 
-func newCountingProxy(upstream string) (*countingProxy, error) {
+// newCountingProxy starts a proxy to upstream shaped by sh (the zero
+// shape: none).
+func newCountingProxy(upstream string, sh shape) (*countingProxy, error) {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return nil, err
@@ -50,7 +61,7 @@ func newCountingProxy(upstream string) (*countingProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &countingProxy{URL: "http://" + ln.Addr().String()}
+	p := &countingProxy{URL: "http://" + ln.Addr().String(), Shape: sh}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.MaxIdleConnsPerHost = 128
@@ -63,7 +74,7 @@ func newCountingProxy(upstream string) (*countingProxy, error) {
 		},
 		Transport: tr,
 		ModifyResponse: func(resp *http.Response) error {
-			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes}
+			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes, rate: sh.rate}
 			return nil
 		},
 		ErrorLog: log.New(io.Discard, "", 0), // clients dropping streams is normal
@@ -83,6 +94,15 @@ func newCountingProxy(upstream string) (*countingProxy, error) {
 			default:
 				p.other.Add(1)
 			}
+			if sh.latency > 0 {
+				t := time.NewTimer(sh.latency)
+				select {
+				case <-t.C:
+				case <-r.Context().Done():
+					t.Stop()
+					return
+				}
+			}
 			rp.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -97,13 +117,27 @@ func (p *countingProxy) counts() proxyCounts {
 
 func (p *countingProxy) close() { _ = p.srv.Close() }
 
+// countingBody counts a response's bytes and paces them to rate (0:
+// unlimited): each chunk is held until the schedule lets it go.
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n    *atomic.Int64
+	rate int64
+	pace proxy.Pacer
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	if b.rate > 0 && len(p) > paceChunk {
+		p = p[:paceChunk]
+	}
 	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.pace.Wait(n, b.rate)
+	}
 	b.n.Add(int64(n))
 	return n, err
 }
+
+// paceChunk bounds what a paced response passes on at once: 16 KiB is
+// 0.3 ms at 50 MB/s, so a response flows rather than bursts.
+const paceChunk = 16 << 10

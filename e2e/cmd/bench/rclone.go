@@ -17,13 +17,17 @@ func (b *bench) rcloneWorkloads(ctx context.Context, base *baselines) error {
 
 	objs := b.st.objs[:1]
 	name := fmt.Sprintf("sequential %s, %s reads", formatSize(objs[0].Size), formatSize(int64(b.cfg.readSize)))
-	res, err := b.throughput(ctx, mt, objs, "rclone-seq", math.IsNaN(base.seqBest), false)
+	direct := directNone
+	if math.IsNaN(base.seqBest) {
+		direct = directRanged
+	}
+	res, err := b.throughput(ctx, mt, objs, "rclone-seq", direct, false)
 	if err != nil {
 		b.rep.add(failed("rclone", name, err))
 		errs = append(errs, err)
 	} else {
 		if math.IsNaN(base.seqBest) {
-			base.seqBest = maxOf(res.direct)
+			_, base.seqBest = res.rangedRow(b.cfg, "rclone", name)
 		}
 		b.rep.add(res.row("rclone", name, base.seqBest, nil))
 	}
@@ -34,7 +38,11 @@ func (b *bench) rcloneWorkloads(ctx context.Context, base *baselines) error {
 	objs = b.st.objs
 	name = fmt.Sprintf("%d × sequential %s, aggregate", len(objs), formatSize(objs[0].Size))
 	rssName := fmt.Sprintf("peak RSS during %d × %s streams", len(objs), formatSize(objs[0].Size))
-	res, err = b.throughput(ctx, mt, objs, "rclone-conc", math.IsNaN(base.concBest), true)
+	direct = directNone
+	if math.IsNaN(base.concBest) {
+		direct = directWhole
+	}
+	res, err = b.throughput(ctx, mt, objs, "rclone-conc", direct, true)
 	if err != nil {
 		b.rep.add(failed("rclone", name, err))
 		errs = append(errs, err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +20,8 @@ import (
 // under test (prescientfs, or rclone in the rclone rows), Baseline the
 // reference measured in the same run, Ratio = Mount / Baseline.
 type row struct {
-	Group        string         `json:"group"` // "prescientfs" or "rclone"
+	Shape        string         `json:"shape"` // the S3 shape (see -shape): "loopback", "20ms/50MB"
+	Group        string         `json:"group"` // "prescientfs", "rclone" or "proxy" (the shape's own check)
 	Workload     string         `json:"workload"`
 	Unit         string         `json:"unit"`
 	Mount        *float64       `json:"mount"`
@@ -43,6 +45,8 @@ type target struct {
 
 var (
 	tgtSeq      = &target{text: "≥ 0.90×", onRatio: true, atLeast: true, limit: 0.9}
+	tgtFirst    = &target{text: "≤ 1.20×", onRatio: true, limit: 1.2}
+	tgtFirstReq = &target{text: "1", limit: 1}
 	tgtLatency  = &target{text: "≤ 1.50×", onRatio: true, limit: 1.5}
 	tgtBytes    = &target{text: "≤ 2 MiB", limit: 2}
 	tgtGDAL     = &target{text: "≤ 1.00×", onRatio: true, limit: 1.0}
@@ -96,7 +100,17 @@ type report struct {
 	CachesDropped bool           `json:"caches_dropped"`
 	ServerCache   string         `json:"server_cache"`
 	Objects       []object       `json:"objects,omitempty"`
+	Shapes        []string       `json:"shapes"`
+	ShapeTimes    []shapeTime    `json:"shape_times,omitempty"`
 	Rows          []row          `json:"rows"`
+
+	shape string // stamped on the rows added
+}
+
+// shapeTime is how long one shape's workloads took.
+type shapeTime struct {
+	Shape   string  `json:"shape"`
+	Seconds float64 `json:"seconds"`
 }
 
 func newReport(c config, start time.Time) *report {
@@ -112,7 +126,11 @@ func newReport(c config, start time.Time) *report {
 			"tree_items": c.treeItems, "catalog_page_size": c.catPageSize, "object_size": int64(c.objectSize), "read_size": int64(c.readSize),
 			"random_size": int64(c.randSize), "mount_flags": c.mountFlags, "only": c.only,
 			"rclone": c.rclone, "gdal": c.gdal, "drop_caches": c.dropCaches, "server_cache": c.serverCache,
+			"shape": c.shapeList, "seq_conc": c.seqConcs, "part_size": int64(c.partSize), "first_files": c.firstFiles, "scenes": c.scenes,
 		},
+	}
+	for _, sh := range c.shapes {
+		r.Shapes = append(r.Shapes, sh.describe())
 	}
 	if out, err := exec.Command("git", "-C", filepath.Dir(c.bin), "describe", "--always", "--dirty").Output(); err == nil {
 		r.GitDescribe = strings.TrimSpace(string(out))
@@ -120,7 +138,14 @@ func newReport(c config, start time.Time) *report {
 	return r
 }
 
-func (r *report) add(rows ...row) { r.Rows = append(r.Rows, rows...) }
+func (r *report) add(rows ...row) {
+	for i := range rows {
+		if rows[i].Shape == "" {
+			rows[i].Shape = r.shape
+		}
+	}
+	r.Rows = append(r.Rows, rows...)
+}
 
 func (r *report) finish(d time.Duration) {
 	r.Total = d.Round(time.Second).String()
@@ -193,13 +218,62 @@ func fmtVal(v *float64, unit string) string {
 	return fmt.Sprintf("%.2f %s", *v, unit)
 }
 
-// printTable writes the table, then one footnote per error or note.
+// printTable writes one table per shape, in the order measured, then one
+// footnote per error or note.
 func (r *report) printTable(w io.Writer) {
+	var shapes []string
+	for _, row := range r.Rows {
+		if !slices.Contains(shapes, row.Shape) {
+			shapes = append(shapes, row.Shape)
+		}
+	}
+	var notes []string
+	for i, sh := range shapes {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		head := "S3: " + sh
+		for _, d := range r.Shapes {
+			if strings.HasPrefix(d, sh+" ") || strings.HasPrefix(d, sh+":") {
+				head = "S3: " + d
+			}
+		}
+		if st := r.shapeSeconds(sh); st > 0 {
+			head += fmt.Sprintf(" [%s]", (time.Duration(st) * time.Second).Round(time.Second))
+		}
+		fmt.Fprintln(w, head)
+		notes = r.printShape(w, sh, notes)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+	dropped := "yes"
+	if !r.CachesDropped {
+		dropped = "NO"
+	}
+	fmt.Fprintf(w, "caches dropped before cold runs: %s; MinIO data in cold runs: %s; total time %s (setup %s)\n",
+		dropped, r.ServerCache, r.Total, r.Setup)
+}
+
+func (r *report) shapeSeconds(sh string) float64 {
+	for _, t := range r.ShapeTimes {
+		if t.Shape == sh {
+			return t.Seconds
+		}
+	}
+	return 0
+}
+
+// printShape writes the table of one shape's rows and returns notes with
+// its footnotes added.
+func (r *report) printShape(w io.Writer, shape string, notes []string) []string {
 	tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tmount\tbaseline\tratio\ttarget\tpass?")
 	fmt.Fprintln(tw, "--------\t-----\t--------\t-----\t------\t-----")
-	var notes []string
 	for _, row := range r.Rows {
+		if row.Shape != shape {
+			continue
+		}
 		name := row.Workload
 		if row.Group != "" && row.Group != "prescientfs" {
 			name = row.Group + ": " + name
@@ -231,15 +305,7 @@ func (r *report) printTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, fmtVal(row.Mount, row.Unit), base, ratio, target, pass)
 	}
 	tw.Flush()
-	for _, n := range notes {
-		fmt.Fprintln(w, n)
-	}
-	dropped := "yes"
-	if !r.CachesDropped {
-		dropped = "NO"
-	}
-	fmt.Fprintf(w, "caches dropped before cold runs: %s; MinIO data in cold runs: %s; total time %s (setup %s)\n",
-		dropped, r.ServerCache, r.Total, r.Setup)
+	return notes
 }
 
 func (r *report) writeJSON(path string) error {

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +30,10 @@ const (
 	benchColl  = fixtures.BenchCollection // "bench"
 	benchItem  = "big"
 	treeColl   = "tree"
-	treeObject = 1 << 10 // bytes of each object in the tree collection
+	coldItem   = "cold"   // item of the bench collection with the small objects
+	scenesColl = "scenes" // collection of the scene COGs, one item each
+	coldSize   = 4 << 20  // bytes of each small object
+	treeObject = 1 << 10  // bytes of each object in the tree collection
 )
 
 // object is one S3 object and where it appears below a prescientfs mount.
@@ -45,8 +50,15 @@ type stack struct {
 	stac  *stacserver.Server
 	proxy *countingProxy
 	s3    *s3.Client // tuned for the direct baselines
-	objs  []object   // the random objects
-	cog   object
+	// proxyS3 is the same client through proxy: the baseline of a
+	// loopback workload whose mount side goes through it to be counted.
+	proxyS3 *s3.Client
+	objs    []object // the random objects
+	cog     object
+	cold    []object // small objects for the first-64-KiB reads
+	// scenes are the scene COGs of the gdalinfo workload (the same bytes
+	// under a key each).
+	scenes []object
 }
 
 func startStack(ctx context.Context, c config, log *slog.Logger, cl *cleaner) (*stack, error) {
@@ -76,13 +88,14 @@ func startStack(ctx context.Context, c config, log *slog.Logger, cl *cleaner) (*
 	cl.add("stop STAC server", s.Close)
 	st.stac = s
 
-	p, err := newCountingProxy(m.Endpoint)
+	p, err := newCountingProxy(m.Endpoint, shape{name: "loopback"})
 	if err != nil {
 		return nil, err
 	}
 	cl.add("stop proxy", p.close)
 	st.proxy = p
-	st.s3 = directClient(m)
+	st.s3 = directClient(m, m.Endpoint)
+	st.proxyS3 = directClient(m, p.URL)
 
 	if err := st.makeData(ctx, c, log); err != nil {
 		return nil, err
@@ -93,7 +106,7 @@ func startStack(ctx context.Context, c config, log *slog.Logger, cl *cleaner) (*
 // directClient is an aws-sdk-go-v2 client with a transport sized for
 // parallel streams and no response checksum work beyond what S3 requires:
 // the fastest plain SDK reader, which is the baseline.
-func directClient(m *minio.Server) *s3.Client {
+func directClient(m *minio.Server, endpoint string) *s3.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.MaxIdleConns = 256
@@ -102,7 +115,7 @@ func directClient(m *minio.Server) *s3.Client {
 	tr.ReadBufferSize = 256 << 10
 	return s3.New(s3.Options{
 		Region:                     minio.Region,
-		BaseEndpoint:               aws.String(m.Endpoint),
+		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
 		HTTPClient:                 &http.Client{Transport: tr},
@@ -168,6 +181,10 @@ func (st *stack) makeData(ctx context.Context, c config, log *slog.Logger) error
 	}
 	st.cog = object{Key: key, Size: size, SHA: sha, Rel: filepath.Join(benchColl, benchItem, "visual.tif")}
 	log.Info("COG uploaded", "size", formatSize(size), "elapsed", time.Since(cogStart).Round(time.Millisecond))
+
+	if err := st.uploadSmall(ctx, c, path, log); err != nil {
+		return err
+	}
 
 	tree, err := st.uploadTree(ctx, up, c.treeItems)
 	if err != nil {
@@ -259,11 +276,43 @@ func (st *stack) catalog(tree [][]string) (*fixtures.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	coll, err := collectionFixture(stacURL, benchColl, "Benchmark objects", []fixtures.Item{item})
+	benchItems := []fixtures.Item{item}
+	assets, docs = nil, map[string]any{}
+	for _, o := range st.cold {
+		k := strings.TrimSuffix(filepath.Base(o.Key), ".bin")
+		assets = append(assets, assetFixture(k, o))
+		docs[k] = assetDoc(o, "application/octet-stream", "data")
+	}
+	if len(assets) > 0 {
+		item, err := itemFixture(stacURL, benchColl, coldItem, assets, docs)
+		if err != nil {
+			return nil, err
+		}
+		benchItems = append(benchItems, item)
+	}
+	coll, err := collectionFixture(stacURL, benchColl, "Benchmark objects", benchItems)
 	if err != nil {
 		return nil, err
 	}
 	cat.Collections = append(cat.Collections, coll)
+
+	if len(st.scenes) > 0 {
+		var items []fixtures.Item
+		for _, o := range st.scenes {
+			id := filepath.Base(filepath.Dir(o.Key))
+			it, err := itemFixture(stacURL, scenesColl, id, []fixtures.AssetFixture{assetFixture("visual", o)},
+				map[string]any{"visual": assetDoc(o, fixtures.COGType, "visual")})
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		coll, err := collectionFixture(stacURL, scenesColl, "Scenes for gdalinfo", items)
+		if err != nil {
+			return nil, err
+		}
+		cat.Collections = append(cat.Collections, coll)
+	}
 
 	var items []fixtures.Item
 	for i, keys := range tree {
@@ -346,4 +395,47 @@ func collectionFixture(stacURL, id, title string, items []fixtures.Item) (fixtur
 	}
 	data, err := json.Marshal(doc)
 	return fixtures.Collection{ID: id, JSON: data, Items: items}, err
+}
+
+// uploadSmall uploads the small objects of the first-64-KiB workload and
+// the scene COGs of the gdalinfo workload: one 2048×2048 COG cut from the
+// big one (made once, cached in -dir), under -scenes keys.
+func (st *stack) uploadSmall(ctx context.Context, c config, bigCOG string, log *slog.Logger) error {
+	up := st.minio.Client()
+	for i := range c.firstFiles {
+		key := fmt.Sprintf("%s/%s/f%02d.bin", benchColl, coldItem, i+1)
+		sha, err := fixtures.BigObject(ctx, up, bucket, key, coldSize)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
+		st.cold = append(st.cold, object{Key: key, Size: coldSize, SHA: sha,
+			Rel: filepath.Join(benchColl, coldItem, fmt.Sprintf("f%02d.bin", i+1))})
+	}
+	if c.scenes < 1 {
+		return nil
+	}
+	side := min(2048, c.cogSide)
+	path := filepath.Join(c.dir, fmt.Sprintf("scene-%d-from-%d.tif", side, c.cogSide))
+	if _, err := os.Stat(path); err != nil {
+		tmp := path + ".tmp.tif"
+		cmd := exec.CommandContext(ctx, "gdal_translate", "-q", "-of", "COG", "-co", "BLOCKSIZE=512",
+			"-srcwin", "0", "0", strconv.Itoa(side), strconv.Itoa(side), bigCOG, tmp)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("make the scene COG: %v: %s", err, bytes.TrimSpace(out))
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	for i := range c.scenes {
+		id := fmt.Sprintf("scene-%02d", i+1)
+		key := fmt.Sprintf("%s/%s/visual.tif", scenesColl, id)
+		size, sha, err := fixtures.UploadFile(ctx, up, bucket, key, path)
+		if err != nil {
+			return err
+		}
+		st.scenes = append(st.scenes, object{Key: key, Size: size, SHA: sha, Rel: filepath.Join(scenesColl, id, "visual.tif")})
+	}
+	log.Info("small objects and scenes uploaded", "small", len(st.cold), "scenes", len(st.scenes))
+	return nil
 }

@@ -10,11 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
-// allWorkloads in the order they run.
-var allWorkloads = []string{"tree", "seq", "conc", "random", "reopen", "gdal", "rclone", "catalog"}
+// allWorkloads in the order they run (at each shape: shapedWorkloads).
+var allWorkloads = []string{"tree", "seq", "conc", "random", "reopen", "first", "gdalinfo", "gdal", "rclone", "catalog"}
+
+// shapedWorkloads run at every shape; the others on loopback only.
+var shapedWorkloads = []string{"seq", "first", "gdalinfo", "gdal"}
 
 // baselines measured by the prescientfs workloads, reused by the rclone rows.
 type baselines struct {
@@ -29,45 +33,80 @@ func (b *bench) runWorkloads(ctx context.Context) error {
 		b.rep.Objects = append(slices.Clone(b.st.objs), b.st.cog)
 	}
 	only := splitList(b.cfg.only)
-	base := &baselines{seqBest: math.NaN(), concBest: math.NaN(), randP50: math.NaN(), randP90: math.NaN()}
 	steps := map[string]func(context.Context, *baselines) error{
-		"tree":    b.treeWorkload,
-		"seq":     b.seqWorkload,
-		"conc":    b.concWorkload,
-		"random":  b.randomWorkload,
-		"reopen":  b.reopenWorkload,
-		"gdal":    b.gdalWorkload,
-		"rclone":  b.rcloneWorkloads,
-		"catalog": b.catalogWorkloads,
+		"tree":     b.treeWorkload,
+		"seq":      b.seqWorkload,
+		"conc":     b.concWorkload,
+		"random":   b.randomWorkload,
+		"reopen":   b.reopenWorkload,
+		"first":    b.firstReadWorkload,
+		"gdalinfo": b.gdalinfoWorkload,
+		"gdal":     b.gdalWorkload,
+		"rclone":   b.rcloneWorkloads,
+		"catalog":  b.catalogWorkloads,
 	}
-	for _, name := range allWorkloads {
-		if len(only) > 0 && !slices.Contains(only, name) {
-			continue
-		}
-		if name == "gdal" && !b.cfg.gdal {
-			continue
-		}
-		if name == "rclone" {
-			if !b.cfg.rclone {
+	for _, sh := range b.cfg.shapes {
+		var names []string
+		for _, name := range allWorkloads {
+			if len(only) > 0 && !slices.Contains(only, name) {
 				continue
 			}
-			if _, err := exec.LookPath("rclone"); err != nil {
-				b.log.Info("rclone is not on PATH; skipping the rclone comparison")
+			if !sh.loopback() && !slices.Contains(shapedWorkloads, name) {
 				continue
 			}
+			if (name == "gdal" || name == "gdalinfo") && !b.cfg.gdal {
+				continue
+			}
+			if name == "rclone" {
+				if !b.cfg.rclone {
+					continue
+				}
+				if _, err := exec.LookPath("rclone"); err != nil {
+					b.log.Info("rclone is not on PATH; skipping the rclone comparison")
+					continue
+				}
+			}
+			names = append(names, name)
 		}
+		if len(names) == 0 {
+			continue
+		}
+		if err := b.runShape(ctx, sh, names, steps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runShape runs the named workloads with S3 shaped by sh.
+func (b *bench) runShape(ctx context.Context, sh shape, names []string, steps map[string]func(context.Context, *baselines) error) error {
+	stop, err := b.useShape(sh)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	shapeStart := time.Now()
+	b.log.Info("shape", "name", sh.name, "workloads", strings.Join(names, ","))
+	if b.shapeProxy != nil {
+		if err := b.calibrateShape(ctx); err != nil {
+			b.log.Error("proxy check failed", "shape", sh.name, "err", err)
+		}
+	}
+	base := &baselines{seqBest: math.NaN(), concBest: math.NaN(), randP50: math.NaN(), randP90: math.NaN()}
+	for _, name := range names {
 		start := time.Now()
-		b.log.Info("workload", "name", name)
+		b.log.Info("workload", "name", name, "shape", sh.name)
 		err := steps[name](ctx, base)
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", name, context.Cause(ctx))
+			return fmt.Errorf("%s (%s): %w", name, sh.name, context.Cause(ctx))
 		}
 		if err != nil {
 			// The step recorded what it could; keep going with the others.
-			b.log.Error("workload failed", "name", name, "err", err)
+			b.log.Error("workload failed", "name", name, "shape", sh.name, "err", err)
 		}
-		b.log.Info("workload done", "name", name, "elapsed", time.Since(start).Round(time.Millisecond))
+		b.log.Info("workload done", "name", name, "shape", sh.name, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
+	b.rep.ShapeTimes = append(b.rep.ShapeTimes, shapeTime{Shape: sh.name, Seconds: time.Since(shapeStart).Seconds()})
 	return nil
 }
 
