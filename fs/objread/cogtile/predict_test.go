@@ -1,0 +1,261 @@
+package cogtile
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The traces in testdata/traces were recorded with
+//
+//	strace -f -e trace=openat,pread64,read,lseek,close gdal_translate -q -srcwin ... cog.tif out.tif
+//
+// (GDAL 3.6.2) against a 12000×12000, 3-band, BLOCKSIZE=512, DEFLATE COG
+// made by gdal_translate -of COG, whose tile layout is cog12000.json; each
+// line is one read(2) of the COG as "offset length". GDAL reads through a
+// buffered stdio handle, so a tile arrives as a 4 KiB buffer fill, one big
+// read and a 4 KiB read that runs into the next tile.
+var traces = []struct {
+	name, what string
+}{
+	{"w1", "-srcwin 3000 3000 1024 1024 (3×3 tiles, unaligned)"},
+	{"w2", "-srcwin 2048 2048 1024 1024 (2×2 tiles, aligned)"},
+	{"w3", "-srcwin 100 7000 2000 600 (5×2 tiles)"},
+	{"w4", "-srcwin 5000 9000 3000 3000 (7×6 tiles)"},
+	{"b1", "-b 2 -srcwin 3000 3000 1024 1024 (one band of a pixel-interleaved COG)"},
+	{"ov1", "-outsize 1000 1000 (overview 3, 3×3 tiles)"},
+	{"ov2", "-srcwin 4000 4000 4000 4000 -outsize 1000 1000 (overview 2)"},
+	{"ov3", "-srcwin 0 0 6000 6000 -outsize 1500 1500 (overview 2)"},
+}
+
+// loadLayout reads a Layout dumped as JSON (offsets and counts per image).
+func loadLayout(t testing.TB, path string) *Layout {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Size, HeaderEnd, Leader, Trailer int64
+		Images                           []struct {
+			W, H, TW, TH, Planes int
+			Mask                 bool
+			Offsets, Counts      []int64
+		}
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		t.Fatal(err)
+	}
+	l := &Layout{Size: in.Size, Leader: in.Leader, Trailer: in.Trailer, COG: true, headerEnd: in.HeaderEnd}
+	for _, im := range in.Images {
+		l.Images = append(l.Images, Image{
+			Width: im.W, Height: im.H, TileWidth: im.TW, TileHeight: im.TH,
+			Across: (im.W + im.TW - 1) / im.TW, Down: (im.H + im.TH - 1) / im.TH,
+			Planes: im.Planes, Mask: im.Mask, Offsets: im.Offsets, Counts: im.Counts,
+		})
+	}
+	return l
+}
+
+// loadTrace reads "offset length" lines.
+func loadTrace(t testing.TB, path string) []Range {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []Range
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var off, n int64
+		if _, err := fmt.Sscan(sc.Text(), &off, &n); err != nil {
+			t.Fatalf("%s: %q: %v", path, sc.Text(), err)
+		}
+		if n > 0 {
+			out = append(out, Range{off, off + n})
+		}
+	}
+	return out
+}
+
+// asFUSE splits reads the way the kernel hands them to a FUSE file system:
+// whole pages, at most 128 KiB per request.
+func asFUSE(reads []Range) []Range {
+	const page, maxRead = 4096, 128 << 10
+	var out []Range
+	for _, r := range reads {
+		off, end := r.Off&^(page-1), (r.End+page-1)&^(page-1)
+		for o := off; o < end; o += maxRead {
+			out = append(out, Range{o, min(o+maxRead, end)})
+		}
+	}
+	return out
+}
+
+// withReadahead adds, after every read that follows on from the previous
+// one, the kernel's readahead: ra more bytes past its end.
+func withReadahead(reads []Range, ra int64) []Range {
+	var out []Range
+	var last int64 = -1
+	for _, r := range reads {
+		out = append(out, r)
+		if r.Off <= last && r.End > last {
+			out = append(out, Range{r.End, r.End + ra})
+		}
+		last = r.End
+	}
+	return out
+}
+
+// score is how a Predictor did on one trace.
+type score struct {
+	tiles, predictedFirst  int   // tiles GDAL read; of them, predicted before their first read
+	predBytes, wastedBytes int64 // bytes predicted; of them, in tiles GDAL never read
+	maxOut                 int64 // largest total returned by one Observe
+}
+
+// replay feeds the reads seen (what the mount sees) to a Predictor and
+// measures it against the tiles GDAL actually read: those its own reads,
+// gdal, cover at least half of (the 4 KiB a buffered read takes from the
+// next tile does not count).
+func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
+	spans := l.index()
+	cover := make([]int64, len(spans))
+	for _, r := range gdal {
+		for i, s := range spans {
+			if n := min(r.End, s.end) - max(r.Off, s.off); n > 0 {
+				cover[i] += n
+			}
+		}
+	}
+	read := func(i int) bool { return 2*cover[i] >= spans[i].end-spans[i].off }
+
+	var sc score
+	p := l.NewPredictor()
+	predicted := map[int]bool{}
+	first := map[int]bool{}
+	for _, r := range seen {
+		for i, s := range spans {
+			if r.Off < s.end && s.off < r.End && read(i) && !first[i] {
+				first[i] = true
+				sc.tiles++
+				if predicted[i] {
+					sc.predictedFirst++
+				}
+			}
+		}
+		var total int64
+		for _, pr := range p.Observe(r.Off, r.End, maxBytes) {
+			total += pr.Len()
+			for i, s := range spans {
+				if s.off >= pr.Off && s.end <= pr.End {
+					predicted[i] = true
+					sc.predBytes += s.end - s.off
+					if !read(i) {
+						sc.wastedBytes += s.end - s.off
+					}
+				}
+			}
+		}
+		sc.maxOut = max(sc.maxOut, total)
+	}
+	return sc
+}
+
+func (s score) recall() float64 { return float64(s.predictedFirst) / float64(max(s.tiles, 1)) }
+func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.predBytes, 1)) }
+
+// TestPredictGDALTraces replays GDAL's reads of windows and overviews and
+// checks that most tiles were fetched before GDAL asked for them, and that
+// little of what was fetched went unread. It logs the figures (go test -v).
+func TestPredictGDALTraces(t *testing.T) {
+	l := loadLayout(t, filepath.Join("testdata", "traces", "cog12000.json"))
+	const budget = 64 << 20
+	var all [3]score
+	for mi, mode := range []string{"syscalls", "fuse128k", "readahead"} {
+		for _, tr := range traces {
+			t.Run(mode+"/"+tr.name, func(t *testing.T) {
+				gdal := loadTrace(t, filepath.Join("testdata", "traces", tr.name+".txt"))
+				seen := gdal
+				switch mode {
+				case "fuse128k":
+					seen = asFUSE(gdal)
+				case "readahead":
+					seen = asFUSE(withReadahead(gdal, 256<<10))
+				}
+				sc := replay(l, gdal, seen, budget)
+				t.Logf("%-4s %-62s tiles %2d predicted-before-read %2d (recall %.2f) waste %.2f of %5.1f MB",
+					tr.name, tr.what, sc.tiles, sc.predictedFirst, sc.recall(), sc.waste(), float64(sc.predBytes)/1e6)
+				if sc.tiles < 4 {
+					t.Fatalf("trace reads %d tiles: the trace or the layout is wrong", sc.tiles)
+				}
+				// A window's first tile cannot be predicted, and the row
+				// after its last is: a 2×2 window wastes 3 tiles of 6.
+				if sc.recall() < 0.75 {
+					t.Errorf("recall %.2f, want ≥ 0.75", sc.recall())
+				}
+				if sc.waste() > 0.55 {
+					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 55%%", 100*sc.waste())
+				}
+				if sc.maxOut > budget {
+					t.Errorf("one Observe returned %d bytes, budget %d", sc.maxOut, budget)
+				}
+				all[mi].tiles += sc.tiles
+				all[mi].predictedFirst += sc.predictedFirst
+				all[mi].predBytes += sc.predBytes
+				all[mi].wastedBytes += sc.wastedBytes
+			})
+		}
+		t.Logf("%s: all traces: %d tiles, recall %.2f, waste %.2f of %.1f MB predicted",
+			mode, all[mi].tiles, all[mi].recall(), all[mi].waste(), float64(all[mi].predBytes)/1e6)
+		if all[mi].recall() < 0.9 || all[mi].waste() > 0.3 {
+			t.Errorf("%s: recall %.2f (want ≥ 0.9), waste %.2f (want ≤ 0.3) over all traces", mode, all[mi].recall(), all[mi].waste())
+		}
+	}
+}
+
+// TestPredictBudget: a small budget limits what one Observe returns; the
+// tiles left out are predicted later, never twice.
+func TestPredictBudget(t *testing.T) {
+	l := loadLayout(t, filepath.Join("testdata", "traces", "cog12000.json"))
+	reads := loadTrace(t, filepath.Join("testdata", "traces", "w4.txt"))
+	p := l.NewPredictor()
+	const budget = 1 << 20 // about one tile of 0.7 MB
+	got := map[int64]bool{}
+	for _, r := range reads {
+		var total int64
+		for _, pr := range p.Observe(r.Off, r.End, budget) {
+			total += pr.Len()
+			if pr.Len() <= 0 {
+				t.Fatalf("empty range %v", pr)
+			}
+			for o := range got {
+				if o >= pr.Off && o < pr.End {
+					t.Fatalf("range %v returned again (offset %d)", pr, o)
+				}
+			}
+			got[pr.Off] = true
+		}
+		if total > budget {
+			t.Fatalf("Observe(%d, %d) returned %d bytes, budget %d", r.Off, r.End, total, budget)
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("nothing predicted with a 1 MiB budget")
+	}
+	if p.Observe(0, 4096, 1<<30) != nil {
+		t.Error("a header read predicted tiles")
+	}
+}
+
+func TestMerge(t *testing.T) {
+	got := merge([]Range{{100, 200}, {0, 50}, {200, 300}, {300 + mergeGap, 400 + mergeGap}, {1 << 20, 2 << 20}})
+	want := []Range{{0, 400 + mergeGap}, {1 << 20, 2 << 20}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("merge = %v, want %v", got, want)
+	}
+}
