@@ -29,7 +29,9 @@ func (b *bench) rcloneWorkloads(ctx context.Context, base *baselines) error {
 		if math.IsNaN(base.seqBest) {
 			_, base.seqBest = res.rangedRow(b.cfg, "rclone", name)
 		}
-		b.rep.add(res.row("rclone", name, base.seqBest, nil))
+		r := res.row("rclone", name, base.seqBest, nil)
+		r.BaselineName = "best direct parallel ranged GETs"
+		b.rep.add(r)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
