@@ -135,20 +135,24 @@ func (b *bench) calibrateShape(ctx context.Context) error {
 		return nil
 	}
 	const size = 32 << 20
-	d, n, err := get(fmt.Sprintf("bytes=0-%d", size-1))
-	if err == nil && n != size {
-		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	name := "1 connection, 32 MiB GET, median of 3 (pacing accuracy)"
+	var rates, totals []float64
+	for range 3 {
+		d, n, err := get(fmt.Sprintf("bytes=0-%d", size-1))
+		if err == nil && n != size {
+			err = fmt.Errorf("got %d bytes, want %d", n, size)
+		}
+		if err != nil {
+			b.rep.add(failed("proxy", name, err))
+			return err
+		}
+		// The rate of the body alone: the first byte came after about p50.
+		body := d - time.Duration(median(lat)*float64(time.Millisecond))
+		rates, totals = append(rates, float64(n)/1e6/body.Seconds()), append(totals, ms(d))
 	}
-	name := "1 connection, 32 MiB GET (pacing accuracy)"
-	if err != nil {
-		b.rep.add(failed("proxy", name, err))
-		return err
-	}
-	// The rate of the body alone: the first byte came after about p50.
-	body := d - time.Duration(median(lat)*float64(time.Millisecond))
-	got := float64(n) / 1e6 / body.Seconds()
+	got := median(rates)
 	r = measure("proxy", name, "MB/s", got, float64(sh.rate)/1e6, "nominal rate", nil)
-	r.Details = map[string]any{"total_ms": ms(d), "body_ms": ms(body), "whole_request_MBps": float64(n) / 1e6 / d.Seconds()}
+	r.Details = map[string]any{"runs_MBps": rates, "runs_total_ms": totals, "best_MBps": maxOf(rates)}
 	b.rep.add(r)
 	b.log.Info("proxy calibrated", "shape", sh.name, "first byte ms", fmt.Sprintf("%.1f", median(lat)),
 		"rate MB/s", fmt.Sprintf("%.2f", got), "nominal", float64(sh.rate)/1e6)
