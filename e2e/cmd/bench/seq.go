@@ -270,8 +270,14 @@ func (b *bench) throughput(ctx context.Context, mt mounter, objs []object, label
 		if c, ok := logCounters(m.logPath); ok {
 			res.counters = c
 		}
+		lastDirect := lastOr(res.direct, math.NaN())
+		for _, xs := range res.directBy {
+			if v := lastOr(xs, math.NaN()); math.IsNaN(lastDirect) || v > lastDirect {
+				lastDirect = v
+			}
+		}
 		b.log.Info("run", "workload", label, "via", mt.group, "run", run, "GiB/s", fmt.Sprintf("%.3f", gibps(n, d)),
-			"direct GiB/s", fmt.Sprintf("%.3f", lastOr(res.direct, math.NaN())))
+			"direct GiB/s", fmt.Sprintf("%.3f", lastDirect))
 	}
 	if direct == directRanged {
 		best, bestC := math.NaN(), 0
