@@ -25,7 +25,7 @@ var _ Store = (*HTTPStore)(nil)
 func (h *HTTPStore) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, error) {
 	resp, err := h.do(ctx, http.MethodHead, loc, "", "")
 	if err == nil && resp.StatusCode == http.StatusMethodNotAllowed {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		resp, err = h.do(ctx, http.MethodGet, loc, "bytes=0-0", "")
 	}
 	if err != nil {
@@ -55,13 +55,13 @@ func (h *HTTPStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 		return nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	if err := httpStatusError("read", loc, resp); err != nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusOK {
 		// The server ignored Range: skip to off and stop after n bytes.
 		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			return nil, fmt.Errorf("read %s: skipping to offset %d: %w", loc, off, err)
 		}
 		return struct {

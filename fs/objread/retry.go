@@ -66,7 +66,7 @@ func (r Retry) withDefaults() Retry {
 // its upper half.
 func (r Retry) backoff(n int) time.Duration {
 	d := min(r.BaseDelay<<min(n, 20), r.MaxDelay)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // #nosec G404 -- jitter spreads retries; it guards nothing
 }
 
 // Retryable reports whether a store error may go away on retry: network
