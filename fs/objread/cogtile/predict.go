@@ -6,21 +6,30 @@ import (
 )
 
 // How GDAL reads a tiled GeoTIFF from a local file (traced with strace,
-// GDAL 3.6, see predict_test.go): after the header (the first 4–8 KiB of a
-// COG) it reads each tile of a window with one read, leader and trailer
-// included, row after row, left to right, in one image (full resolution
-// or the overview that fits the output size). Nothing else is read between
-// the tiles of a window. The Predictor follows that order:
+// GDAL 3.6; the traces are in testdata/traces, see predict_test.go): after
+// the header (the first 8 KiB of a COG) it reads each tile of a window with
+// one read, leader and trailer included, row after row, left to right, in
+// one image (full resolution or the overview that fits the output size).
+// Nothing else is read between the tiles of a window. A band-interleaved
+// (PLANARCONFIG=2) file is read window by window, band after band. A
+// process that keeps GDAL's block cache (QGIS panning) reads only the new
+// tiles: the new column top to bottom, or the new row left to right.
+//
+// The Predictor follows that order:
 //
 //   - the first tile of a window predicts the next tile of its row and
-//     the tile below it;
-//   - while the first row's extent is unknown, every tile further along the
-//     row does the same;
-//   - when a read jumps back to an earlier column of the next row, the
+//     the tile below it, and so does every tile further along the first row
+//     while the window's width is unknown;
+//   - when a read goes back to an earlier column of the next row, the
 //     window's columns are known: the rest of that row and the whole next
-//     row are predicted, and each later row start predicts the row after.
+//     row are predicted, and each later row start predicts the row after;
+//   - a window that starts just beside the last one (a pan) predicts the
+//     rest of its column (left/right) or row (up/down); one that starts
+//     where the last one started, in another plane, predicts all of it.
 //
-// So a window's rows are fetched one row ahead, all tiles of a row at once.
+// So a window's rows are fetched one row ahead, all tiles of a row at once:
+// the price is the row after a window's last (never read) and, for a
+// window of unknown width, one tile past its first row.
 
 // touchAt is how much of a tile of n bytes reads must cover before the tile
 // counts as read: half of it. What a buffered reader (4 KiB) or the
@@ -58,6 +67,19 @@ func (l *Layout) index() []span {
 		}
 		sort.Slice(s, func(a, b int) bool { return s[a].off < s[b].off })
 		l.spans = s
+		// Each image's mask: the next mask image of the same grid.
+		l.maskOf = make([]int, len(l.Images))
+		for i := range l.Images {
+			l.maskOf[i] = -1
+			a := &l.Images[i]
+			for j := i + 1; j < len(l.Images) && !a.Mask; j++ {
+				b := &l.Images[j]
+				if b.Mask && b.Width == a.Width && b.Height == a.Height && b.Across == a.Across && b.Down == a.Down && b.Planes == 1 {
+					l.maskOf[i] = j
+					break
+				}
+			}
+		}
 	})
 	return l.spans
 }
@@ -73,14 +95,9 @@ type Predictor struct {
 	touched   map[int]bool
 	predicted map[int]bool
 
-	// The window being read: image and plane, the last tile read, the
-	// first column of the current row, and once known the window's columns.
-	active           bool
-	img, plane       int
-	row, col         int
-	rowStart         int
-	known            bool
-	firstCol, endCol int // window columns [firstCol, endCol] once known
+	// The window being read, if any.
+	active bool
+	cur    window
 }
 
 // NewPredictor returns a Predictor for one open handle of the file.
@@ -132,6 +149,27 @@ func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
 	return p.ranges(want, maxBytes)
 }
 
+// window is a window of tiles GDAL reads row by row in one image plane.
+type window struct {
+	img, plane int
+	row0, col0 int // its first tile
+	row, col   int // the last tile read
+	// Once a read went back to the start of the next row the columns
+	// [firstCol, endCol] are known; lastRow is its last row when known
+	// (it repeats a window read in another plane), else -1.
+	known            bool
+	firstCol, endCol int
+	lastRow          int
+}
+
+// extent returns the window's rows and columns as read so far.
+func (w *window) extent() (r0, r1, c0, c1 int) {
+	if w.known {
+		return w.row0, w.row, w.firstCol, w.endCol
+	}
+	return w.row0, w.row, w.col0, w.col
+}
+
 // touch updates the window state for a tile read for the first time and
 // returns the tiles it predicts, nearest first.
 func (p *Predictor) touch(s span) []tileRef {
@@ -139,47 +177,81 @@ func (p *Predictor) touch(s span) []tileRef {
 	per := im.Across * im.Down
 	plane, row, col := s.idx/per, (s.idx%per)/im.Across, s.idx%im.Across
 	if im.Mask {
-		// GDAL reads a mask tile beside the image tile it goes with: the
-		// image tiles predict nothing for masks, masks predict nothing.
+		// A COG's mask tiles lie right after their image tiles and are
+		// predicted with them (see ranges); reading one says nothing new.
 		return nil
 	}
-	same := p.active && p.img == s.img && p.plane == plane
+	w := &p.cur
+	same := p.active && w.img == s.img && w.plane == plane
 	switch {
-	case same && row == p.row && col > p.col:
+	case same && row == w.row && col > w.col:
 		// Further along the row.
-		p.col = col
-		if p.known && col <= p.endCol {
+		w.col = col
+		if w.known && col <= w.endCol {
 			return nil
 		}
-		if p.known {
-			p.endCol = col // the window is wider than it looked
+		if w.known {
+			w.endCol = col // the window is wider than it looked
+			return p.below(w, row, col)
 		}
 		return p.near(s.img, plane, row, col)
-	case same && row == p.row+1 && col <= p.col:
+	case same && row == w.row+1 && col <= w.col:
 		// Back to the start of the next row: the window's columns are known.
-		if !p.known {
-			p.firstCol, p.endCol = min(col, p.rowStart), p.col
-			p.known = true
+		if !w.known {
+			w.firstCol, w.endCol = min(col, w.col0), w.col
+			w.known = true
 		} else {
-			p.firstCol = min(p.firstCol, col)
+			w.firstCol = min(w.firstCol, col)
 		}
-		p.row, p.col, p.rowStart = row, col, col
-		var out []tileRef
-		for c := col + 1; c <= p.endCol; c++ {
-			out = append(out, tileRef{s.img, plane, row, c})
-		}
-		for c := p.firstCol; c <= p.endCol; c++ {
-			out = append(out, tileRef{s.img, plane, row + 1, c})
+		w.row, w.col = row, col
+		out := p.rowOf(w, row, col+1)
+		if w.lastRow < 0 || row+1 <= w.lastRow {
+			out = append(out, p.rowOf(w, row+1, w.firstCol)...)
 		}
 		return out
-	case same && row == p.row && col < p.col:
+	case same && row == w.row && col < w.col:
 		return nil // out of order within the row: nothing new
 	}
-	// A new window.
-	p.active, p.img, p.plane = true, s.img, plane
-	p.row, p.col, p.rowStart = row, col, col
-	p.known = false
-	return p.near(s.img, plane, row, col)
+	return p.start(s.img, plane, row, col)
+}
+
+// start begins a new window at a tile, and predicts from how it lies
+// against the window before it.
+func (p *Predictor) start(img, plane, row, col int) []tileRef {
+	prev, had := p.cur, p.active
+	p.active = true
+	p.cur = window{img: img, plane: plane, row0: row, col0: col, row: row, col: col, lastRow: -1}
+	w := &p.cur
+	if !had || prev.img != img {
+		return p.near(img, plane, row, col)
+	}
+	r0, r1, c0, c1 := prev.extent()
+	switch {
+	case plane != prev.plane && row == r0 && col == c0 && prev.known:
+		// The same window again in another plane (a band-interleaved
+		// file read band after band): all of it is known.
+		w.known, w.firstCol, w.endCol, w.lastRow = true, c0, c1, r1
+		out := p.rowOf(w, row, col+1)
+		for r := row + 1; r <= r1; r++ {
+			out = append(out, p.rowOf(w, r, c0)...)
+		}
+		return out
+	case plane == prev.plane && col >= c0 && col < c1 && (row == r1+1 || row == r0-1):
+		// A row just below or above the last window, within its columns:
+		// panning up or down reads that row (more rows come as a jump).
+		w.known, w.firstCol, w.endCol = true, c0, c1
+		return p.rowOf(w, row, col+1)
+	case plane == prev.plane && row >= r0 && row < r1 && (col == c1+1 || col == c0-1):
+		// A column just right or left of the last window, within its rows:
+		// panning sideways (or diagonally) reads that column, top to bottom.
+		w.known, w.firstCol, w.endCol, w.lastRow = true, col, col, r1
+		var out []tileRef
+		for r := row + 1; r <= r1; r++ {
+			out = append(out, tileRef{img, plane, r, col})
+		}
+		return out
+	}
+	return p.near(img, plane, row, col)
 }
 
 // near is the next tile of the row and the tile below.
@@ -187,36 +259,59 @@ func (p *Predictor) near(img, plane, row, col int) []tileRef {
 	return []tileRef{{img, plane, row, col + 1}, {img, plane, row + 1, col}}
 }
 
+// below is the tile below (row, col) in w, unless w has no more rows.
+func (p *Predictor) below(w *window, row, col int) []tileRef {
+	if w.lastRow >= 0 && row+1 > w.lastRow {
+		return nil
+	}
+	return []tileRef{{w.img, w.plane, row + 1, col}}
+}
+
+// rowOf is row of w from column from to the window's last column.
+func (p *Predictor) rowOf(w *window, row, from int) []tileRef {
+	var out []tileRef
+	for c := from; c <= w.endCol; c++ {
+		out = append(out, tileRef{w.img, w.plane, row, c})
+	}
+	return out
+}
+
 // ranges turns predicted tiles into merged byte ranges within maxBytes,
 // leaving out tiles that do not exist, were read or were returned before.
-// For a planar image every plane's tile at the same place is predicted.
+// An image tile brings the tile of its mask at the same place, if any.
 func (p *Predictor) ranges(want []tileRef, maxBytes int64) []Range {
 	var out []Range
 	var total int64
 	for _, t := range want {
 		im := &p.l.Images[t.img]
-		if t.row < 0 || t.row >= im.Down || t.col < 0 || t.col >= im.Across {
+		if t.row < 0 || t.row >= im.Down || t.col < 0 || t.col >= im.Across || t.plane >= im.Planes {
 			continue
 		}
-		for pl := 0; pl < im.Planes; pl++ {
-			if im.Planes > 1 && pl != t.plane && t.plane != 0 {
-				// Only the first plane's reads predict the other planes.
-				continue
-			}
-			r, ok := p.l.TileRange(t.img, im.Tile(pl, t.row, t.col))
+		ids := [2][2]int{{t.img, im.Tile(t.plane, t.row, t.col)}, {-1, 0}}
+		if m := p.l.maskOf[t.img]; m >= 0 && t.plane == 0 {
+			ids[1] = [2]int{m, p.l.Images[m].Tile(0, t.row, t.col)}
+		}
+		for _, id := range ids {
+			r, ok := p.l.TileRange(id[0], id[1])
 			if !ok {
 				continue
 			}
 			k := p.spanOf(r.Off)
-			if k < 0 || p.predicted[k] || p.touched[k] || p.covered[k] != nil {
+			if k < 0 || p.predicted[k] || p.touched[k] {
 				continue
 			}
-			if total+r.Len() > maxBytes {
+			// Leave out what reads took already (readahead into the tile).
+			rest := p.covered[k].missing(r)
+			var n int64
+			for _, q := range rest {
+				n += q.Len()
+			}
+			if total+n > maxBytes {
 				return merge(out)
 			}
-			total += r.Len()
+			total += n
 			p.predicted[k] = true
-			out = append(out, r)
+			out = append(out, rest...)
 		}
 	}
 	return merge(out)
@@ -255,13 +350,33 @@ func merge(rs []Range) []Range {
 type layoutIndex struct {
 	indexOnce sync.Once
 	spans     []span
+	maskOf    []int // index of each image's mask image, or -1
 }
 
 // coverage is the union of the parts of one tile that reads covered, as a
 // few sorted, disjoint ranges.
 type coverage struct {
 	parts []Range
-	total int64
+	sum   int64
+}
+
+// missing returns the parts of r not covered.
+func (c *coverage) missing(r Range) []Range {
+	if c == nil {
+		return []Range{r}
+	}
+	var out []Range
+	at := r.Off
+	for _, q := range c.parts {
+		if q.Off > at {
+			out = append(out, Range{at, min(q.Off, r.End)})
+		}
+		at = max(at, q.End)
+	}
+	if at < r.End {
+		out = append(out, Range{at, r.End})
+	}
+	return out
 }
 
 // maxParts bounds a tile's coverage list: reads that scatter more are
@@ -293,9 +408,9 @@ func (c *coverage) add(r Range) int64 {
 		out = append(out[:best+1], out[best+2:]...)
 	}
 	c.parts = out
-	c.total = 0
+	c.sum = 0
 	for _, q := range out {
-		c.total += q.Len()
+		c.sum += q.Len()
 	}
-	return c.total
+	return c.sum
 }
