@@ -18,9 +18,10 @@ const (
 	// fast connection sleeps every millisecond or so, not every chunk.
 	paceAhead = time.Millisecond
 	// paceMaxLag: how far behind its schedule a connection may be and
-	// still catch up at full speed (after a late wake-up, a reader that
+	// still catch up at full speed (after a late wake-up or a proxy that
+	// was not scheduled for a while on a loaded machine, a reader that
 	// paused); beyond it the schedule restarts from now.
-	paceMaxLag = 20 * time.Millisecond
+	paceMaxLag = 100 * time.Millisecond
 )
 
 // Start begins a new schedule: the next chunk goes at once. Call it when a
