@@ -14,27 +14,36 @@ import (
 //	strace -f -e trace=openat,pread64,read,lseek,close gdal_translate -q -srcwin ... cog.tif out.tif
 //
 // (GDAL 3.6.2) against a 12000×12000, 3-band, BLOCKSIZE=512, DEFLATE COG
-// made by gdal_translate -of COG, whose tile layout is cog12000.json; each
-// line is one read(2) of the COG as "offset length". GDAL reads through a
+// made by gdal_translate -of COG, whose tile layout is cog12000.json (and
+// variants, below); each line is one read(2) of the file as "offset
+// length". GDAL reads through a
 // buffered stdio handle, so a tile arrives as a 4 KiB buffer fill, one big
 // read and a 4 KiB read that runs into the next tile.
 var traces = []struct {
-	name, what string
+	name, layout, what string
 }{
-	{"w1", "-srcwin 3000 3000 1024 1024 (3×3 tiles, unaligned)"},
-	{"w2", "-srcwin 2048 2048 1024 1024 (2×2 tiles, aligned)"},
-	{"w3", "-srcwin 100 7000 2000 600 (5×2 tiles)"},
-	{"w4", "-srcwin 5000 9000 3000 3000 (7×6 tiles)"},
-	{"b1", "-b 2 -srcwin 3000 3000 1024 1024 (one band of a pixel-interleaved COG)"},
-	{"ov1", "-outsize 1000 1000 (overview 3, 3×3 tiles)"},
-	{"ov2", "-srcwin 4000 4000 4000 4000 -outsize 1000 1000 (overview 2)"},
-	{"ov3", "-srcwin 0 0 6000 6000 -outsize 1500 1500 (overview 2)"},
+	{"w1", "cog12000", "-srcwin 3000 3000 1024 1024 (3×3 tiles, unaligned)"},
+	{"w2", "cog12000", "-srcwin 2048 2048 1024 1024 (2×2 tiles, aligned)"},
+	{"w3", "cog12000", "-srcwin 100 7000 2000 600 (5×2 tiles)"},
+	{"w4", "cog12000", "-srcwin 5000 9000 3000 3000 (7×6 tiles)"},
+	{"b1", "cog12000", "-b 2 -srcwin 3000 3000 1024 1024 (one band)"},
+	{"ov1", "cog12000", "-outsize 1000 1000 (overview 3, 3×3 tiles)"},
+	{"ov2", "cog12000", "-srcwin 4000 4000 4000 4000 -outsize 1000 1000"},
+	{"ov3", "cog12000", "-srcwin 0 0 6000 6000 -outsize 1500 1500"},
 	// Panning, as QGIS does with GDAL's block cache: one process reads
 	// 1024² windows moved by 512 px (a VRT of windows of the COG).
-	{"panr", "pan right ×3 from 3000,3000 (new column each time)"},
-	{"panl", "pan left ×2 from 3000,3000"},
-	{"pand", "pan down ×3 from 3000,3000 (new row each time)"},
-	{"pandiag", "pan down-right ×2 (a column, then a row)"},
+	{"panr", "cog12000", "pan right ×3 from 3000,3000 (new column each time)"},
+	{"panl", "cog12000", "pan left ×2 from 3000,3000"},
+	{"pand", "cog12000", "pan down ×3 from 3000,3000 (new row each time)"},
+	{"pandiag", "cog12000", "pan down-right ×2 (a column, then a row)"},
+	// The same COG with an internal mask (gdal_translate -mask 1): each
+	// image tile is followed by its mask tile, read together.
+	{"m1", "mask12000", "mask COG, -srcwin 3000 3000 1024 1024"},
+	{"m3", "mask12000", "mask COG, -outsize 1000 1000"},
+	// A tiled GTiff, INTERLEAVE=BAND, overviews by gdaladdo after the
+	// data: GDAL reads the window band after band.
+	{"pl1", "band12000", "band-interleaved, -srcwin 3000 3000 1024 1024"},
+	{"pl2", "band12000", "band-interleaved, -outsize 1000 1000"},
 }
 
 // loadLayout reads a Layout dumped as JSON (offsets and counts per image).
@@ -189,12 +198,12 @@ func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.
 // checks that most tiles were fetched before GDAL asked for them, and that
 // little of what was fetched went unread. It logs the figures (go test -v).
 func TestPredictGDALTraces(t *testing.T) {
-	l := loadLayout(t, filepath.Join("testdata", "traces", "cog12000.json"))
 	const budget = 64 << 20
 	var all [3]score
 	for mi, mode := range []string{"syscalls", "fuse128k", "readahead"} {
 		for _, tr := range traces {
 			t.Run(mode+"/"+tr.name, func(t *testing.T) {
+				l := loadLayout(t, filepath.Join("testdata", "traces", tr.layout+".json"))
 				gdal := loadTrace(t, filepath.Join("testdata", "traces", tr.name+".txt"))
 				seen := gdal
 				switch mode {
@@ -204,7 +213,7 @@ func TestPredictGDALTraces(t *testing.T) {
 					seen = asFUSE(withReadahead(gdal, 256<<10))
 				}
 				sc := replay(l, gdal, seen, budget)
-				t.Logf("%-4s %-62s tiles %2d predicted-before-read %2d (recall %.2f) waste %.2f of %5.1f MB",
+				t.Logf("%-7s %-52s tiles %2d predicted-before-read %2d (recall %.2f) waste %.2f of %5.1f MB",
 					tr.name, tr.what, sc.tiles, sc.predictedFirst, sc.recall(), sc.waste(), float64(sc.predBytes)/1e6)
 				if sc.tiles < 4 {
 					t.Fatalf("trace reads %d tiles: the trace or the layout is wrong", sc.tiles)
