@@ -51,7 +51,7 @@ func (a *assetFile) fillAttr(ctx context.Context, out *fuse.Attr) syscall.Errno 
 			t = info.LastModified
 		}
 	}
-	out.Size = uint64(size)
+	out.Size = attrSize(size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
 	setTime(out, t)
@@ -62,7 +62,7 @@ func (a *assetFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 	if h, ok := fh.(*assetHandle); ok {
 		out.Mode = fileMode
 		a.fs.setOwner(&out.Attr)
-		out.Size = uint64(h.obj.Size)
+		out.Size = attrSize(h.obj.Size)
 		setTime(&out.Attr, a.itemTime)
 		return 0
 	}
@@ -167,6 +167,6 @@ func (r *lentResult) Slices() ([][]byte, fuse.Status) { return r.vecs, fuse.OK }
 func (r *lentResult) Done() { r.once.Do(r.release) }
 
 func (h *assetHandle) Release(ctx context.Context) syscall.Errno {
-	h.r.Close()
+	_ = h.r.Close() // nobody waits for the answer to a release
 	return 0
 }

@@ -96,7 +96,9 @@ func (d *collectionDir) lookupYear(ctx context.Context, name string, out *fuse.E
 		return nil, d.fs.fail("lookup", d.Path(nil)+"/"+name, err)
 	}
 	var y int
-	fmt.Sscanf(name, "%d", &y)
+	if _, err := fmt.Sscanf(name, "%d", &y); err != nil {
+		return nil, syscall.ENOENT
+	}
 	if first, last := ext.YearRange(d.fs.Tree.Now()); y < first || y > last {
 		return nil, syscall.ENOENT
 	}

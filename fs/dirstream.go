@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"math"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -50,7 +51,7 @@ func (s *listStream) HasNext() bool {
 	} else {
 		return false
 	}
-	s.next.Off = uint64(s.pos + 1)
+	s.next.Off = uint64(s.pos + 1) // #nosec G115 -- pos is in [0, maxDirPos]: Seekdir bounds it, HasNext counts up from there
 	return true
 }
 
@@ -67,9 +68,18 @@ func (s *listStream) Next() (fuse.DirEntry, syscall.Errno) {
 // Seekdir positions the stream: offsets are entry positions (the Off of
 // each entry is its position plus one).
 func (s *listStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	s.pos, s.next, s.errno = int(off), nil, 0
+	// off comes from a program's seekdir: one past any listing ends the
+	// stream rather than wrap to a negative position.
+	pos := maxDirPos
+	if off < maxDirPos {
+		pos = int(off)
+	}
+	s.pos, s.next, s.errno = pos, nil, 0
 	return 0
 }
+
+// maxDirPos is a position beyond any directory's entries.
+const maxDirPos = math.MaxInt32
 
 func (s *listStream) Close() {}
 

@@ -145,8 +145,8 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 func ino(parts ...string) uint64 {
 	h := fnv.New64a()
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		_, _ = h.Write([]byte(p)) // a hash's Write never fails
+		_, _ = h.Write([]byte{0})
 	}
 	n := h.Sum64() &^ (1 << 63) // below go-fuse's automatic range
 	if n <= 1 {

@@ -81,6 +81,15 @@ func lookupJSON(ctx context.Context, parent *fusefs.Inode, f *fsys, node *jsonFi
 	return parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: n}), 0
 }
 
+// attrSize is a size for an attribute: a negative one (from a catalog or
+// a server) is 0, not 2^64-1.
+func attrSize(n int64) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
 func setTime(a *fuse.Attr, t time.Time) {
 	if t.IsZero() {
 		return
