@@ -126,7 +126,7 @@ func parseFlags() config {
 	flag.BoolVar(&c.dropCaches, "drop-caches", true, "drop the page cache before cold runs (needs root)")
 	flag.StringVar(&c.serverCache, "server-cache", "warm", "MinIO's data in cold runs: warm (read once, untimed, after the drop: S3 at network speed) or cold (from this machine's disk)")
 	flag.BoolVar(&c.verbose, "v", false, "debug logging and MinIO output")
-	flag.BoolVar(&c.hold, "hold", false, "after setup, print the environment for mounting the stack by hand and wait for Ctrl-C (for profiling); no workloads run")
+	flag.BoolVar(&c.hold, "hold", false, "after setup, print the environment for mounting the stack by hand and wait for Ctrl-C (for profiling; with a single shaped -shape, S3 is its proxy); no workloads run")
 	flag.DurationVar(&c.timeout, "timeout", 45*time.Minute, "give up (and clean up) after this long")
 	flag.Parse()
 	if flag.NArg() > 0 {

@@ -159,9 +159,17 @@ func (b *bench) mountPrescient(ctx context.Context, label string, viaProxy bool)
 
 // holdStack prints how to mount the running stack by hand and waits for
 // the context to end (Ctrl-C): the stack for profiling one workload.
+// With a single shaped -shape, S3 is its shaping proxy.
 func (b *bench) holdStack(ctx context.Context) error {
-	fmt.Printf("# the stack is up; in another shell:\n")
-	for _, kv := range b.mountEnv(b.st.minio.Endpoint)[len(cleanEnv()):] {
+	if len(b.cfg.shapes) == 1 {
+		stop, err := b.useShape(b.cfg.shapes[0])
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	fmt.Printf("# the stack is up (S3: %s); in another shell:\n", b.shape.describe())
+	for _, kv := range b.mountEnv(b.endpoint())[len(cleanEnv()):] {
 		fmt.Printf("export %s\n", kv)
 	}
 	fmt.Printf("%s mount --stac-url %s %s\n", b.cfg.bin, b.st.stac.URL(), b.mnt())
