@@ -51,7 +51,8 @@ func (r Range) Len() int64 { return r.End - r.Off }
 // Layout is what Parse learned about a tiled TIFF.
 type Layout struct {
 	// Images in file order: IFD 0 is the full-resolution image, then its
-	// overviews (and masks, see Image.Mask).
+	// overviews (and masks, see Image.Mask). Striped IFDs after the first
+	// (thumbnails) are left out.
 	Images []Image
 	// Size is the file's size as given to Parse.
 	Size int64
@@ -242,10 +243,14 @@ func (p *parser) parse() (*Layout, error) {
 		}
 		seen[off] = true
 		img, next, err := p.ifd(off)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotTiled) && len(l.Images) > 0:
+			// A striped image after tiled ones (a thumbnail): not ours.
+		case err != nil:
 			return nil, err
+		default:
+			l.Images = append(l.Images, img)
 		}
-		l.Images = append(l.Images, img)
 		off = next
 	}
 	if len(l.Images) == 0 {
@@ -426,10 +431,8 @@ func (p *parser) ifd(off int64) (Image, int64, error) {
 			return img, 0, malformed("next IFD at %d past the end (%d)", next, p.size)
 		}
 	}
-	if err := p.image(&img, entries, off); err != nil {
-		return img, 0, err
-	}
-	return img, next, nil
+	err = p.image(&img, entries, off)
+	return img, next, err
 }
 
 // scalar returns the first value of an integer tag, or def when absent.

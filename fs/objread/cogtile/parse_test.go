@@ -367,3 +367,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseStripedThumbnail: a striped IFD after a tiled one is left out;
+// a striped first IFD makes the file not tiled.
+func TestParseStripedThumbnail(t *testing.T) {
+	tiledIFD := [][4]uint32{{256, 4, 1, 16}, {257, 4, 1, 16}, {322, 4, 1, 16}, {323, 4, 1, 16}, {324, 4, 1, 200}, {325, 4, 1, 10}}
+	stripedIFD := [][4]uint32{{256, 4, 1, 16}, {257, 4, 1, 16}, {273, 4, 1, 200}, {279, 4, 1, 10}}
+	// IFD 0 at 8 (2 + 6·12 + 4 = 78 bytes), IFD 1 at 86.
+	b := hostile(tiledIFD, 86, 0)
+	b = append(b, hostile(stripedIFD, 0, 300)[8:]...)
+	l, err := parseBytes(t, b)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(l.Images) != 1 || l.Images[0].Offsets[0] != 200 {
+		t.Errorf("images %+v, want the tiled one alone", l.Images)
+	}
+	// The other way round.
+	b = hostile(stripedIFD, 0, 300)
+	if _, err := parseBytes(t, b); !errors.Is(err, ErrNotTiled) {
+		t.Errorf("striped first IFD: %v, want ErrNotTiled", err)
+	}
+}

@@ -284,3 +284,123 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merge = %v, want %v", got, want)
 	}
 }
+
+// gridLayout is a COG-like layout: one across×down image of tileBytes
+// tiles (GDAL's 4-byte leader and trailer around each), row-major from
+// offset 1000.
+func gridLayout(across, down int, tileBytes int64) *Layout {
+	const first, frame = 1000, 4
+	n := across * down
+	im := Image{Width: across * 256, Height: down * 256, TileWidth: 256, TileHeight: 256,
+		Across: across, Down: down, Planes: 1, Offsets: make([]int64, n), Counts: make([]int64, n)}
+	stride := tileBytes + 2*frame
+	for i := range n {
+		im.Offsets[i] = first + int64(i)*stride + frame
+		im.Counts[i] = tileBytes
+	}
+	return &Layout{Images: []Image{im}, Size: first + int64(n)*stride, Leader: frame, Trailer: frame, COG: true, headerEnd: first}
+}
+
+// readTile tells p that GDAL read tile (row, col) of image 0 whole.
+func readTile(l *Layout, p *Predictor, row, col int, maxBytes int64) []Range {
+	r, _ := l.TileRange(0, l.Images[0].Tile(0, row, col))
+	return p.Observe(r.Off, r.End, maxBytes)
+}
+
+// tiles is the byte range from tile (row, c0) to tile (row, c1) inclusive.
+func tiles(l *Layout, row, c0, c1 int) Range {
+	a, _ := l.TileRange(0, l.Images[0].Tile(0, row, c0))
+	b, _ := l.TileRange(0, l.Images[0].Tile(0, row, c1))
+	return Range{a.Off, b.End}
+}
+
+// TestPredictWindow walks a 3×3 window of a 10×10 grid and checks each
+// prediction exactly: what the prefetcher will fetch.
+func TestPredictWindow(t *testing.T) {
+	l := gridLayout(10, 10, 1000)
+	p := l.NewPredictor()
+	const all = 1 << 30
+	steps := []struct {
+		row, col int
+		want     []Range
+	}{
+		// First tile: the next one in the row and the one below.
+		{2, 3, []Range{tiles(l, 2, 4, 4), tiles(l, 3, 3, 3)}},
+		// Along the first row, width unknown: the same, minus what was.
+		{2, 4, []Range{tiles(l, 2, 5, 5), tiles(l, 3, 4, 4)}},
+		{2, 5, []Range{tiles(l, 2, 6, 6), tiles(l, 3, 5, 5)}},
+		// Back to column 3 of row 3: the window is columns 3–5; the rest of
+		// row 3 was predicted already, row 4 comes whole, in one range.
+		{3, 3, []Range{tiles(l, 4, 3, 5)}},
+		{3, 4, nil},
+		{3, 5, nil},
+		{4, 3, []Range{tiles(l, 5, 3, 5)}},
+		{4, 4, nil},
+		// Read again: nothing new.
+		{2, 3, nil},
+	}
+	for i, s := range steps {
+		got := readTile(l, p, s.row, s.col, all)
+		if fmt.Sprint(got) != fmt.Sprint(s.want) {
+			t.Errorf("step %d, tile (%d,%d): predicted %v, want %v", i, s.row, s.col, got, s.want)
+		}
+	}
+	if got := p.Observe(0, l.HeaderEnd(), all); got != nil {
+		t.Errorf("a header read predicted %v", got)
+	}
+}
+
+// TestPredictPan: a column beside the last window predicts the column.
+func TestPredictPan(t *testing.T) {
+	l := gridLayout(10, 10, 1000)
+	p := l.NewPredictor()
+	for _, rc := range [][2]int{{2, 3}, {2, 4}, {3, 3}, {3, 4}, {4, 3}, {4, 4}} {
+		readTile(l, p, rc[0], rc[1], 1<<30)
+	}
+	got := readTile(l, p, 2, 5, 1<<30) // pan right: column 5, rows 2–4
+	want := []Range{tiles(l, 3, 5, 5), tiles(l, 4, 5, 5)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pan right predicted %v, want %v", got, want)
+	}
+}
+
+// TestPredictBudgetOrder: with room for one tile, the nearest comes first
+// and the rest follow on later reads.
+func TestPredictBudgetOrder(t *testing.T) {
+	l := gridLayout(10, 10, 1000)
+	p := l.NewPredictor()
+	one := tiles(l, 0, 0, 0).Len()
+	if got, want := readTile(l, p, 2, 3, one), []Range{tiles(l, 2, 4, 4)}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("budget of one tile: %v, want %v", got, want)
+	}
+	if got := readTile(l, p, 2, 3, one); got != nil {
+		t.Errorf("tile read again: %v", got)
+	}
+}
+
+// TestPredictMask: an image tile's mask tile comes with it, merged when
+// they are adjacent (GDAL's COG puts each mask tile right after its tile).
+func TestPredictMask(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "cog_mask_100x80_b32.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := parseBytes(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.NewPredictor()
+	r, _ := l.TileRange(0, 0)
+	got := p.Observe(r.Off, r.End, 1<<30)
+	next, _ := l.TileRange(0, 1)
+	nextMask, _ := l.TileRange(1, 1)
+	found := false
+	for _, g := range got {
+		if g.Off <= next.Off && next.End <= g.End && g.Off <= nextMask.Off && nextMask.End <= g.End {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("predicted %v, want tile 1 %v and its mask %v in one range", got, next, nextMask)
+	}
+}
