@@ -196,8 +196,12 @@ func (t *Tree) fillSearch(ctx context.Context, st *searchState) {
 	}
 	st.mu.Unlock()
 	st.err, st.fetched = err, now
-	firstOnce.Do(func() { close(st.first) })
+	// done before first: StartSearch, woken by first, then looks at done
+	// to tell a search that failed from one still paging. The other way
+	// round, a search rejected at its first page could be seen between
+	// the two closes as one under way, and the mount would go on.
 	close(st.done)
+	firstOnce.Do(func() { close(st.first) })
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.search
