@@ -35,6 +35,7 @@ var ErrMalformed = errors.New("malformed TIFF")
 const (
 	maxIFDs      = 1024    // images in one file (full resolution, overviews, masks)
 	maxTags      = 4096    // entries in one IFD
+	maxAllTags   = 1 << 16 // entries in all IFDs together (hostile chains of overlapping IFDs)
 	maxTiles     = 1 << 21 // tiles (times planes) of all images together: 32 MiB of offsets+counts
 	chunkSize    = 16384   // Parse's reads are at least this long (fewer round trips)
 	maxChunks    = 64      // chunks Parse keeps while parsing (1 MiB)
@@ -133,7 +134,7 @@ type ReadFunc func(ctx context.Context, off, n int64) ([]byte, error)
 // not tiled, an error wrapping ErrMalformed for a broken TIFF, and read's
 // error if a read fails.
 func Parse(ctx context.Context, read ReadFunc, size int64) (*Layout, error) {
-	p := &parser{ctx: ctx, read: read, size: size, tilesLeft: maxTiles}
+	p := &parser{ctx: ctx, read: read, size: size, tilesLeft: maxTiles, tagsLeft: maxAllTags}
 	return p.parse()
 }
 
@@ -153,6 +154,7 @@ type parser struct {
 	// tilesLeft caps the tiles of all images together, so that IFDs
 	// sharing one huge offsets array cannot multiply the allocation.
 	tilesLeft int64
+	tagsLeft  int64 // likewise for IFD entries
 }
 
 func malformed(format string, a ...any) error {
@@ -374,6 +376,9 @@ func (p *parser) ifd(off int64) (Image, int64, error) {
 	}
 	if n == 0 || n > maxTags {
 		return img, 0, malformed("IFD at %d has %d entries", off, n)
+	}
+	if p.tagsLeft -= n; p.tagsLeft < 0 {
+		return img, 0, malformed("more than %d IFD entries in all", maxAllTags)
 	}
 	body, err := p.bytes(off+countLen, n*entLen+nextLen)
 	if err != nil {
