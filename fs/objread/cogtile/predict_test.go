@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,6 +112,20 @@ func asFUSE(reads []Range) []Range {
 	return out
 }
 
+// shuffled is asFUSE with the 128 KiB pieces of each read in a random
+// order: go-fuse serves a read's pieces in parallel, so the Predictor may
+// see them in any order.
+func shuffled(reads []Range) []Range {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out []Range
+	for _, r := range reads {
+		pieces := asFUSE([]Range{r})
+		rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
+		out = append(out, pieces...)
+	}
+	return out
+}
+
 // withReadahead adds, after every read that follows on from the previous
 // one, the kernel's readahead: ra more bytes past its end.
 func withReadahead(reads []Range, ra int64) []Range {
@@ -199,8 +214,8 @@ func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.
 // little of what was fetched went unread. It logs the figures (go test -v).
 func TestPredictGDALTraces(t *testing.T) {
 	const budget = 64 << 20
-	var all [3]score
-	for mi, mode := range []string{"syscalls", "fuse128k", "readahead"} {
+	var all [4]score
+	for mi, mode := range []string{"syscalls", "fuse128k", "readahead", "shuffled"} {
 		for _, tr := range traces {
 			t.Run(mode+"/"+tr.name, func(t *testing.T) {
 				l := loadLayout(t, filepath.Join("testdata", "traces", tr.layout+".json"))
@@ -211,6 +226,8 @@ func TestPredictGDALTraces(t *testing.T) {
 					seen = asFUSE(gdal)
 				case "readahead":
 					seen = asFUSE(withReadahead(gdal, 256<<10))
+				case "shuffled":
+					seen = shuffled(gdal)
 				}
 				sc := replay(l, gdal, seen, budget)
 				t.Logf("%-7s %-52s tiles %2d predicted-before-read %2d (recall %.2f) waste %.2f of %5.1f MB",
