@@ -239,7 +239,7 @@ func (e *terminalError) Unwrap() error { return e.err }
 func backoff(attempt int) time.Duration {
 	d := 200 * time.Millisecond << min(attempt, 6)
 	d = min(d, 10*time.Second)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // #nosec G404 -- jitter spreads retries; it guards nothing
 }
 
 func (c *Client) once(ctx context.Context, r request) (body []byte, status int, retryAfterD time.Duration, err error) {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,19 +123,25 @@ func openIndex(path string, log *slog.Logger) (ix *Index, err error) {
 		}
 		// Entries of listings a killed mount did not complete.
 		live := map[string]bool{}
-		tx.Bucket(bktListings).ForEach(func(k, v []byte) error {
+		err = tx.Bucket(bktListings).ForEach(func(k, v []byte) error {
 			if m, ok := parseListingMeta(v); ok {
 				live[string(genName(k, m.gen))] = true
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 		var dead [][]byte
-		tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		err = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 			if bytes.HasPrefix(name, genPrefix) && !live[string(name)] {
 				dead = append(dead, bytes.Clone(name))
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 		for _, name := range dead {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
@@ -142,7 +150,7 @@ func openIndex(path string, log *slog.Logger) (ix *Index, err error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		_ = db.Close() // the error that matters is err
 		return nil, err
 	}
 	ix = &Index{db: db, log: log, path: path}
@@ -191,7 +199,9 @@ func (ix *Index) retire(err error) {
 		return
 	}
 	ix.log.Warn("index damaged; running without it, the next mount rebuilds it", "path", ix.path, "err", err)
-	os.Remove(ix.path)
+	if err := os.Remove(ix.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		ix.log.Warn("could not remove the damaged index; delete it by hand", "path", ix.path, "err", err)
+	}
 }
 
 // Close closes the file.
@@ -247,11 +257,15 @@ func (ix *Index) Listing(key string) (ids []string, fetched time.Time, ok bool) 
 		}
 		ids = make([]string, 0, m.count)
 		var crc uint32
-		b.ForEach(func(_, v []byte) error {
+		err := b.ForEach(func(_, v []byte) error {
 			ids = append(ids, string(v))
 			crc = idsCRC(crc, v)
 			return nil
 		})
+		if err != nil {
+			ids = nil
+			return err
+		}
 		if crc != m.crc || len(ids) != m.count {
 			ids = nil
 			return errDamaged
@@ -318,7 +332,7 @@ func (w *listingWriter) complete(fetched time.Time) {
 				return err
 			}
 		}
-		return lb.Put(w.key, listingMeta{gen: w.gen, fetched: fetched, count: int(w.n), crc: w.crc}.bytes())
+		return lb.Put(w.key, listingMeta{gen: w.gen, fetched: fetched, count: int(w.n), crc: w.crc}.bytes()) // #nosec G115 -- w.n counts the entries this mount wrote, far below MaxInt
 	})
 }
 
@@ -359,7 +373,11 @@ func (ix *Index) Item(coll, id string) (raw []byte, fetched time.Time, listed, o
 		if len(v) < 13 || binary.BigEndian.Uint32(v[9:]) != crc32.Checksum(v[13:], castagnoli) {
 			return errDamaged
 		}
-		fetched = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		ns := binary.BigEndian.Uint64(v)
+		if ns > math.MaxInt64 {
+			return errDamaged
+		}
+		fetched = time.Unix(0, int64(ns))
 		listed = v[8] == 1
 		raw, ok = bytes.Clone(v[13:]), true
 		return nil

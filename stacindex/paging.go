@@ -157,6 +157,9 @@ func ParseSearch(arg string, readFile func(string) ([]byte, error)) (*Search, er
 		if err := json.Unmarshal(b, &m); err != nil {
 			return nil, fmt.Errorf("--search @%s: not a JSON object: %v", name, err)
 		}
+		if m == nil { // "null"
+			return nil, fmt.Errorf("--search @%s: not a JSON object: null", name)
+		}
 		return &Search{Body: bytes.TrimSpace(b)}, nil
 	}
 	q, err := url.ParseQuery(strings.TrimPrefix(arg, "?"))
@@ -180,7 +183,11 @@ func (s *Search) Key() string {
 func (s *Search) request(c *Client) request {
 	if s.Body != nil {
 		var m map[string]json.RawMessage
-		json.Unmarshal(s.Body, &m)
+		if err := json.Unmarshal(s.Body, &m); err != nil || m == nil {
+			// Not a JSON object (ParseSearch refuses those): sent as
+			// is, for the API to answer with its own message.
+			return request{method: http.MethodPost, url: c.resolve("search"), body: s.Body}
+		}
 		if _, ok := m["limit"]; !ok {
 			m["limit"] = json.RawMessage(strconv.Itoa(c.pageSize()))
 		}
