@@ -421,3 +421,18 @@ func TestPredictMask(t *testing.T) {
 		t.Errorf("predicted %v, want tile 1 %v and its mask %v in one range", got, next, nextMask)
 	}
 }
+
+// BenchmarkObserve: the cost of one Observe call on the read path, a
+// 3000² window's reads as FUSE pieces.
+func BenchmarkObserve(b *testing.B) {
+	l := loadLayout(b, filepath.Join("testdata", "traces", "cog12000.json"))
+	reads := asFUSE(loadTrace(b, filepath.Join("testdata", "traces", "w4.txt")))
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		p := l.NewPredictor()
+		for _, r := range reads {
+			p.Observe(r.Off, r.End, 64<<20)
+			i++
+		}
+	}
+}
