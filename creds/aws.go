@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -111,7 +112,10 @@ func (p *WebIdentityProvider) assume(ctx context.Context) (aws.Credentials, erro
 		WebIdentityToken: aws.String(tok.Value),
 	}
 	if p.Duration > 0 {
-		in.DurationSeconds = aws.Int32(int32(p.Duration / time.Second))
+		// DurationSeconds is an int32: a longer duration is sent as the
+		// largest one, for STS to refuse with its own message.
+		secs := min(p.Duration/time.Second, math.MaxInt32)
+		in.DurationSeconds = aws.Int32(int32(secs))
 	}
 	now := p.now()
 	out, err := p.STS.AssumeRoleWithWebIdentity(ctx, in)

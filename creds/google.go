@@ -173,7 +173,7 @@ func (g *GoogleClient) save(sess googleSession, t *oauth2.Token) (Token, error) 
 	if t.RefreshToken != "" {
 		sess.RefreshToken = t.RefreshToken
 	}
-	data, _ := json.MarshalIndent(sess, "", "  ")
+	data, _ := json.MarshalIndent(sess, "", "  ") // #nosec G117 -- the refresh token is the session: saved 0600 in the store, as the SDK does
 	if err := writeFileAtomic(g.path(), append(data, '\n')); err != nil {
 		return Token{}, err
 	}

@@ -3,6 +3,7 @@ package creds
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 // the PRESCIENT_ prefix), plus the ones this tool adds.
 const (
 	VarEndpointURL  = "PRESCIENT_ENDPOINT_URL"
-	VarAPIKey       = "PRESCIENT_API_KEY"
+	VarAPIKey       = "PRESCIENT_API_KEY" // #nosec G101 -- a variable's name, not a credential
 	VarAuthProvider = "PRESCIENT_AUTH_PROVIDER"
 	VarClientID     = "PRESCIENT_CLIENT_ID"
 	VarAuthURL      = "PRESCIENT_AUTH_URL"
@@ -24,17 +25,17 @@ const (
 	VarAWSRole      = "PRESCIENT_AWS_ROLE"
 	VarAWSRegion    = "PRESCIENT_AWS_REGION"
 	// Read by the SDK for Google sign-in.
-	VarGoogleClientSecret = "PRESCIENT_GOOGLE_CLIENT_SECRET"
+	VarGoogleClientSecret = "PRESCIENT_GOOGLE_CLIENT_SECRET" // #nosec G101 -- a variable's name
 	VarGoogleRedirectPort = "PRESCIENT_GOOGLE_REDIRECT_PORT"
 	// Read by the SDK and accepted here, with no effect on a read-only mount.
-	VarAuthTokenPath     = "PRESCIENT_AUTH_TOKEN_PATH" // deprecated in the SDK
+	VarAuthTokenPath     = "PRESCIENT_AUTH_TOKEN_PATH" // #nosec G101 -- a variable's name (deprecated in the SDK)
 	VarUploadRole        = "PRESCIENT_UPLOAD_ROLE"
 	VarUploadBucket      = "PRESCIENT_UPLOAD_BUCKET"
 	VarIngestEndpointURL = "PRESCIENT_INGEST_ENDPOINT_URL" // SDK 0.4.3
 	// Added by prescientfs: never needed in config.env (the SDK rejects
 	// keys it does not know there); set them in the environment, or let
 	// `auth login` save the non-secret ones in the profile.
-	VarClientSecret = "PRESCIENT_CLIENT_SECRET"
+	VarClientSecret = "PRESCIENT_CLIENT_SECRET"        // #nosec G101 -- a variable's name, not a credential
 	VarScopes       = "PRESCIENT_SCOPES"               // space- or comma-separated
 	VarSTSDuration  = "PRESCIENT_AWS_SESSION_DURATION" // seconds; 0 omits DurationSeconds
 	VarProfile      = "PRESCIENT_AUTH_PROFILE"
@@ -316,7 +317,7 @@ func (s *Settings) fill() (err error) {
 	s.Scopes = strings.FieldsFunc(def(VarScopes, DefaultScope), func(r rune) bool { return r == ' ' || r == ',' })
 	d := def(VarSTSDuration, strconv.Itoa(int(DefaultSTSDuration/time.Second)))
 	secs, err := strconv.Atoi(d)
-	if err != nil || secs < 0 {
+	if err != nil || secs < 0 || secs > math.MaxInt32 {
 		return fmt.Errorf("%w: %s=%q (%s): want whole seconds, 0 to omit", ErrNotConfigured, VarSTSDuration, d, s.sources[VarSTSDuration])
 	}
 	s.STSDuration = time.Duration(secs) * time.Second
