@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 )
 
@@ -17,7 +18,15 @@ import (
 // (GDAL 3.6.2) against a 12000×12000, 3-band, BLOCKSIZE=512, DEFLATE COG
 // made by gdal_translate -of COG, whose tile layout is cog12000.json (and
 // variants, below); each line is one read(2) of the file as "offset
-// length". GDAL reads through a
+// length".
+//
+// NAME.fuse.txt and NAME.direct.txt are the same commands run on the file
+// through a go-fuse file system that logs each FUSE read (prescientfs's
+// mount options: MaxReadAhead 1 MiB, bdi read_ahead_kb 1024), opened with
+// FOPEN_KEEP_CACHE (page cache and kernel readahead, as the mount does
+// today) and with FOPEN_DIRECT_IO (GDAL's reads as they are, in pieces of
+// at most 128 KiB). Through the page cache the kernel asks for 1.3–4× the
+// bytes GDAL reads: its readahead runs 2–3 tiles past each row's end. GDAL reads through a
 // buffered stdio handle, so a tile arrives as a 4 KiB buffer fill, one big
 // read and a 4 KiB read that runs into the next tile.
 var traces = []struct {
@@ -145,6 +154,7 @@ func withReadahead(reads []Range, ra int64) []Range {
 type score struct {
 	tiles, predictedFirst  int   // tiles GDAL read; of them, predicted before their first read
 	predBytes, wastedBytes int64 // bytes predicted; of them, in tiles GDAL never read
+	extraBytes             int64 // of them, bytes the mount was never asked for (not even by readahead)
 	maxOut                 int64 // largest total returned by one Observe
 }
 
@@ -165,6 +175,7 @@ func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
 	}
 	read := func(i int) bool { return 2*cover[i] >= spans[i].end-spans[i].off }
 
+	asked := merge(append([]Range(nil), seen...))
 	var sc score
 	p := l.NewPredictor()
 	predicted := map[int]bool{}
@@ -186,6 +197,7 @@ func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
 		var total int64
 		for _, pr := range p.Observe(r.Off, r.End, maxBytes) {
 			total += pr.Len()
+			sc.extraBytes += pr.Len() - overlap(asked, pr)
 			for i, s := range spans {
 				n := min(s.end, pr.End) - max(s.off, pr.Off)
 				if n <= 0 {
@@ -206,6 +218,17 @@ func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
 	return sc
 }
 
+// overlap is how many bytes of r the sorted, disjoint ranges u cover.
+func overlap(u []Range, r Range) int64 {
+	var n int64
+	i := sort.Search(len(u), func(i int) bool { return u[i].End > r.Off })
+	for ; i < len(u) && u[i].Off < r.End; i++ {
+		n += min(u[i].End, r.End) - max(u[i].Off, r.Off)
+	}
+	return n
+}
+
+func (s score) extra() float64 { return float64(s.extraBytes) / float64(max(s.predBytes, 1)) }
 func (s score) recall() float64 { return float64(s.predictedFirst) / float64(max(s.tiles, 1)) }
 func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.predBytes, 1)) }
 
@@ -214,8 +237,8 @@ func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.
 // little of what was fetched went unread. It logs the figures (go test -v).
 func TestPredictGDALTraces(t *testing.T) {
 	const budget = 64 << 20
-	var all [4]score
-	for mi, mode := range []string{"syscalls", "fuse128k", "readahead", "shuffled"} {
+	var all [6]score
+	for mi, mode := range []string{"syscalls", "fuse128k", "readahead", "shuffled", "fuse", "direct"} {
 		for _, tr := range traces {
 			t.Run(mode+"/"+tr.name, func(t *testing.T) {
 				l := loadLayout(t, filepath.Join("testdata", "traces", tr.layout+".json"))
@@ -228,10 +251,13 @@ func TestPredictGDALTraces(t *testing.T) {
 					seen = asFUSE(withReadahead(gdal, 256<<10))
 				case "shuffled":
 					seen = shuffled(gdal)
+				case "fuse", "direct":
+					path := filepath.Join("testdata", "traces", tr.name+"."+mode+".txt")
+					seen = loadTrace(t, path)
 				}
 				sc := replay(l, gdal, seen, budget)
-				t.Logf("%-7s %-52s tiles %2d predicted-before-read %2d (recall %.2f) waste %.2f of %5.1f MB",
-					tr.name, tr.what, sc.tiles, sc.predictedFirst, sc.recall(), sc.waste(), float64(sc.predBytes)/1e6)
+				t.Logf("%-7s %-52s tiles %2d predicted-before-read %2d (recall %.2f) unread by GDAL %.2f, never asked %.2f of %5.1f MB",
+					tr.name, tr.what, sc.tiles, sc.predictedFirst, sc.recall(), sc.waste(), sc.extra(), float64(sc.predBytes)/1e6)
 				if sc.tiles < 4 {
 					t.Fatalf("trace reads %d tiles: the trace or the layout is wrong", sc.tiles)
 				}
@@ -240,7 +266,15 @@ func TestPredictGDALTraces(t *testing.T) {
 				if sc.recall() < 0.75 {
 					t.Errorf("recall %.2f, want ≥ 0.75", sc.recall())
 				}
-				if sc.waste() > 0.55 {
+				switch {
+				case mode == "fuse":
+					// The kernel's readahead (1 MiB) runs 2–3 tiles past
+					// each row's end and looks like GDAL reading on: what
+					// counts is what the mount would not fetch anyway.
+					if sc.extra() > 0.45 {
+						t.Errorf("%.0f%% of predicted bytes never asked for, want ≤ 45%%", 100*sc.extra())
+					}
+				case sc.waste() > 0.55:
 					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 55%%", 100*sc.waste())
 				}
 				if sc.maxOut > budget {
@@ -250,12 +284,17 @@ func TestPredictGDALTraces(t *testing.T) {
 				all[mi].predictedFirst += sc.predictedFirst
 				all[mi].predBytes += sc.predBytes
 				all[mi].wastedBytes += sc.wastedBytes
+				all[mi].extraBytes += sc.extraBytes
 			})
 		}
-		t.Logf("%s: all traces: %d tiles, recall %.2f, waste %.2f of %.1f MB predicted",
-			mode, all[mi].tiles, all[mi].recall(), all[mi].waste(), float64(all[mi].predBytes)/1e6)
-		if all[mi].recall() < 0.85 || all[mi].waste() > 0.3 {
-			t.Errorf("%s: recall %.2f (want ≥ 0.85), waste %.2f (want ≤ 0.3) over all traces", mode, all[mi].recall(), all[mi].waste())
+		t.Logf("%s: all traces: %d tiles, recall %.2f, unread by GDAL %.2f, never asked %.2f of %.1f MB predicted",
+			mode, all[mi].tiles, all[mi].recall(), all[mi].waste(), all[mi].extra(), float64(all[mi].predBytes)/1e6)
+		waste := all[mi].waste()
+		if mode == "fuse" {
+			waste = all[mi].extra()
+		}
+		if all[mi].recall() < 0.85 || waste > 0.3 {
+			t.Errorf("%s: recall %.2f (want ≥ 0.85), waste %.2f (want ≤ 0.3) over all traces", mode, all[mi].recall(), waste)
 		}
 	}
 }
