@@ -228,7 +228,7 @@ func overlap(u []Range, r Range) int64 {
 	return n
 }
 
-func (s score) extra() float64 { return float64(s.extraBytes) / float64(max(s.predBytes, 1)) }
+func (s score) extra() float64  { return float64(s.extraBytes) / float64(max(s.predBytes, 1)) }
 func (s score) recall() float64 { return float64(s.predictedFirst) / float64(max(s.tiles, 1)) }
 func (s score) waste() float64  { return float64(s.wastedBytes) / float64(max(s.predBytes, 1)) }
 
