@@ -38,9 +38,9 @@ import (
 // sends a tile's reads together, so waiting for half of them costs little.
 func touchAt(n int64) int64 { return (n + 1) / 2 }
 
-// mergeGap: predicted ranges closer than this are merged into one (the gap
-// costs less than another request). GDAL's COG tiles are contiguous; this
-// only bridges the padding other writers leave.
+// mergeGap: predicted ranges closer than this, with no tile between them,
+// are merged into one (the gap costs less than another request). GDAL's
+// tiles are contiguous; this only bridges the padding other writers leave.
 const mergeGap = 4 << 10
 
 // tileRef locates one tile of a Layout.
@@ -113,8 +113,8 @@ func (l *Layout) NewPredictor() *Predictor {
 
 // Observe records a read [off, end) of the file and returns the byte
 // ranges GDAL is expected to read next: whole tiles (with GDAL's leader and
-// trailer), in file order, tiles less than 4 KiB apart merged into one
-// range, at most maxBytes in total (nearest tiles first), never a tile
+// trailer), in file order, adjacent tiles merged into one range (and
+// tiles less than 4 KiB apart when no other tile lies between), at most maxBytes in total (nearest tiles first), never a tile
 // returned before nor one a read already touched. Reads of the header or
 // of anything but tiles predict nothing.
 func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
@@ -307,14 +307,14 @@ func (p *Predictor) ranges(want []tileRef, maxBytes int64) []Range {
 				n += q.Len()
 			}
 			if total+n > maxBytes {
-				return merge(out)
+				return merge(out, p.padding)
 			}
 			total += n
 			p.predicted[k] = true
 			out = append(out, rest...)
 		}
 	}
-	return merge(out)
+	return merge(out, p.padding)
 }
 
 // spanOf returns the index in the sorted tiles of the tile starting at off.
@@ -327,8 +327,9 @@ func (p *Predictor) spanOf(off int64) int {
 	return -1
 }
 
-// merge sorts ranges and joins those that touch or lie within mergeGap.
-func merge(rs []Range) []Range {
+// merge sorts ranges and joins those that touch, and those whose gap
+// bridge allows (nil: none).
+func merge(rs []Range, bridge func(gap Range) bool) []Range {
 	if len(rs) < 2 {
 		return rs
 	}
@@ -336,13 +337,28 @@ func merge(rs []Range) []Range {
 	out := rs[:1]
 	for _, r := range rs[1:] {
 		last := &out[len(out)-1]
-		if r.Off <= last.End+mergeGap {
+		if r.Off <= last.End || bridge != nil && bridge(Range{last.End, r.Off}) {
 			last.End = max(last.End, r.End)
 			continue
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// padding reports whether a gap between two predicted ranges is short and
+// holds no tile's bytes (padding some writers leave), so that fetching it
+// with them costs little and returns nothing twice.
+func (p *Predictor) padding(gap Range) bool {
+	if gap.Len() > mergeGap {
+		return false
+	}
+	spans := p.l.spans
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].off >= gap.End })
+	// Spans are sorted by start: the one before i is the last that starts
+	// before the gap ends; in a sane file it is the only one that can
+	// reach into it.
+	return i == 0 || spans[i-1].end <= gap.Off
 }
 
 // layoutIndex is embedded in Layout: the sorted tile index built by the

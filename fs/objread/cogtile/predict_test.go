@@ -175,7 +175,7 @@ func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
 	}
 	read := func(i int) bool { return 2*cover[i] >= spans[i].end-spans[i].off }
 
-	asked := merge(append([]Range(nil), seen...))
+	asked := merge(append([]Range(nil), seen...), nil)
 	var sc score
 	p := l.NewPredictor()
 	predicted := map[int]bool{}
@@ -334,10 +334,19 @@ func TestPredictBudget(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
-	got := merge([]Range{{100, 200}, {0, 50}, {200, 300}, {300 + mergeGap, 400 + mergeGap}, {1 << 20, 2 << 20}})
-	want := []Range{{0, 400 + mergeGap}, {1 << 20, 2 << 20}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("merge = %v, want %v", got, want)
+	pad := func(gap Range) bool { return gap.Len() <= 100 }
+	in := []Range{{100, 200}, {0, 50}, {200, 300}, {350, 400}, {1 << 20, 2 << 20}}
+	tests := []struct {
+		bridge func(Range) bool
+		want   []Range
+	}{
+		{nil, []Range{{0, 50}, {100, 300}, {350, 400}, {1 << 20, 2 << 20}}},
+		{pad, []Range{{0, 400}, {1 << 20, 2 << 20}}},
+	}
+	for _, tt := range tests {
+		if got := merge(append([]Range(nil), in...), tt.bridge); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("merge = %v, want %v", got, tt.want)
+		}
 	}
 }
 
@@ -472,6 +481,43 @@ func BenchmarkObserve(b *testing.B) {
 		for _, r := range reads {
 			p.Observe(r.Off, r.End, 64<<20)
 			i++
+		}
+	}
+}
+
+// TestPredictNeverTwice: over a long run of random reads (windows, jumps,
+// readahead-like runs) no byte is returned twice, every range lies within
+// the file's tiles, and no Observe exceeds its budget.
+func TestPredictNeverTwice(t *testing.T) {
+	for _, name := range []string{"cog12000", "mask12000", "band12000"} {
+		l := loadLayout(t, filepath.Join("testdata", "traces", name+".json"))
+		p := l.NewPredictor()
+		rng := rand.New(rand.NewPCG(3, 4))
+		var got []Range
+		for i := 0; i < 20000; i++ {
+			off := rng.Int64N(l.Size)
+			n := 1 + rng.Int64N(1<<20)
+			budget := rng.Int64N(8 << 20)
+			var total int64
+			for _, r := range p.Observe(off, min(off+n, l.Size), budget) {
+				if r.Off < l.HeaderEnd() || r.End > l.Size || r.End <= r.Off {
+					t.Fatalf("%s: range %v outside the tiles [%d, %d)", name, r, l.HeaderEnd(), l.Size)
+				}
+				total += r.Len()
+				got = append(got, r)
+			}
+			if total > budget {
+				t.Fatalf("%s: %d bytes returned, budget %d", name, total, budget)
+			}
+		}
+		sort.Slice(got, func(a, b int) bool { return got[a].Off < got[b].Off })
+		for i := 1; i < len(got); i++ {
+			if got[i].Off < got[i-1].End {
+				t.Fatalf("%s: %v and %v overlap: bytes returned twice", name, got[i-1], got[i])
+			}
+		}
+		if len(got) == 0 {
+			t.Fatalf("%s: nothing predicted", name)
 		}
 	}
 }
