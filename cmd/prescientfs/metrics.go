@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"syscall"
@@ -193,6 +192,9 @@ func fuseStatusName(st fuse.Status) string {
 	if st == fuse.OK {
 		return "OK"
 	}
+	if st < 0 {
+		return "errno_" + strconv.Itoa(int(st))
+	}
 	if name := unix.ErrnoName(syscall.Errno(st)); name != "" {
 		return name
 	}
@@ -204,36 +206,28 @@ func (m *mountMetrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// serve starts the metrics endpoint: http://addr/metrics. The listener is
+// serve starts the metrics endpoint: http://addr/metrics, on loopback
+// unless addr names another interface (see listenLocal). The listener is
 // made at once, so a port in use fails the mount before anything is
 // mounted. It returns the URL (with the port chosen for ":0"); stop
 // closes the endpoint.
 func (m *mountMetrics) serve(addr string, log *slog.Logger) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenLocal("metrics", addr, log)
 	if err != nil {
 		return "", nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed once stopped
 	url = fmt.Sprintf("http://%s/metrics", ln.Addr())
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !isLoopback(host) {
-		log.Warn("metrics served beyond this machine (--metrics-addr is not a loopback address)", "url", url)
-	} else {
-		log.Info("metrics served", "url", url)
-	}
+	log.Info("metrics served", "url", url)
 	return url, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			log.Debug("metrics server shutdown", "err", err)
 		}
-		srv.Close()
+		_ = srv.Close() // after Shutdown: only what outlived its timeout
 	}, nil
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

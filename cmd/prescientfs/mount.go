@@ -142,7 +142,7 @@ func checkMountpoint(dir string) error {
 	if mounted {
 		return fmt.Errorf("mountpoint %s is already mounted: run `prescientfs unmount %s` first", dir, dir)
 	}
-	f, err := os.Open(dir)
+	f, err := os.Open(dir) // #nosec G304 -- the mountpoint the user named
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %v", dir, err)
 	}
@@ -250,7 +250,7 @@ func serve(c *cli.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
-	startPprof()
+	startPprof(log)
 	log.Info("mounted", "mountpoint", dir, "catalog", w.client.URL(), "version", version)
 	signalReady(nil)
 	notify.Ready(dir)
@@ -271,7 +271,9 @@ func handleSignals(sigs <-chan os.Signal, mounted <-chan *fuse.Server, cancel co
 	unmount := func() {
 		if err := srv.Unmount(); err != nil {
 			log.Warn("unmount failed; detaching lazily", "err", err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				log.Warn("lazy unmount failed", "mountpoint", dir, "err", err)
+			}
 		}
 	}
 	for {
