@@ -30,7 +30,7 @@ func daemonize(c *cli.Context, dir string) error {
 			return err
 		}
 	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := openLogFile(logPath)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("prescientfs: log file %s: %v", logPath, err), 1)
 	}
@@ -43,7 +43,7 @@ func daemonize(c *cli.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd := exec.Command(exe, os.Args[1:]...) // #nosec G204 G702 -- this binary again, with the user's own arguments; no shell
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.Stdin = nil
 	cmd.Stdout = logFile
@@ -53,7 +53,7 @@ func daemonize(c *cli.Context, dir string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start mount process: %w", err)
 	}
-	pw.Close()
+	_ = pw.Close() // the child holds its own copy
 	status := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(pr).ReadString('\n')
@@ -64,16 +64,16 @@ func daemonize(c *cli.Context, dir string) error {
 		switch {
 		case s == "ok":
 			fmt.Fprintf(os.Stderr, "prescientfs: mounted at %s (pid %d, log %s)\n", dir, cmd.Process.Pid, logPath)
-			cmd.Process.Release()
+			_ = cmd.Process.Release() // the mount process lives on
 			return nil
 		case strings.HasPrefix(s, "error "):
-			cmd.Wait()
+			_ = cmd.Wait() // its exit status says less than its message
 			return cli.Exit("prescientfs: "+strings.TrimPrefix(s, "error "), 1)
 		}
-		cmd.Wait()
+		_ = cmd.Wait() // the log says why
 		return cli.Exit(fmt.Sprintf("prescientfs: the mount process exited before the mount was ready; see %s", logPath), 1)
 	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // it may have exited meanwhile
 		return cli.Exit(fmt.Sprintf("prescientfs: the mount was not ready after 2 minutes; see %s", logPath), 1)
 	}
 }
@@ -98,7 +98,7 @@ func signalReady(err error) {
 	fmt.Fprintln(f, "ok")
 	// Detach from the terminal's stdin now that we are a daemon.
 	if devnull, err := os.Open(os.DevNull); err == nil {
-		syscall.Dup2(int(devnull.Fd()), 0)
+		_ = syscall.Dup2(int(devnull.Fd()), 0) // best effort: the terminal's stdin is only kept open
 	}
 }
 
@@ -111,6 +111,27 @@ func defaultLogPath(dir string) (string, error) {
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return "", err
 	}
+	// A directory that exists already must be this user's own (in the
+	// temporary directory, another user could have made it to read our
+	// logs) and is made owner-only.
+	st, err := os.Lstat(logDir)
+	if err != nil {
+		return "", err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !st.IsDir() || !ok || int(sys.Uid) != os.Getuid() {
+		return "", fmt.Errorf("log directory %s is not a directory of this user: give --log-file", logDir)
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(logDir, 0o700); err != nil { // #nosec G302 -- a directory: 0700 is owner-only
+			return "", err
+		}
+	}
 	sum := sha256.Sum256([]byte(dir))
 	return filepath.Join(logDir, "mount-"+filepath.Base(dir)+"-"+hex.EncodeToString(sum[:4])+".log"), nil
+}
+
+// openLogFile opens the mount process's log for appending, creating it
+// owner-only (0600): logs name the catalog, its paths and its errors.
+func openLogFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) // #nosec G304 -- the log file the user named, or ours
 }

@@ -31,7 +31,7 @@ func main() {
 		// the caches live under the user's home directory.
 		if os.Getenv("HOME") == "" {
 			if u, err := user.Current(); err == nil {
-				os.Setenv("HOME", u.HomeDir)
+				_ = os.Setenv("HOME", u.HomeDir) // fails only for a name or value with NUL
 			}
 		}
 	}

@@ -122,7 +122,7 @@ func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catal
 		opener:   pf,
 		close: func() {
 			if disk != nil {
-				disk.Close()
+				_ = disk.Close() // returns nil: it waits for its writer, then gives up
 			}
 			if auth.close != nil {
 				auth.close()
@@ -330,7 +330,9 @@ func newFSConfig(ctx context.Context, c *cli.Context, w *wiring, log *slog.Logge
 	}
 	closeIndex := func() {
 		if topt.Index != nil {
-			topt.Index.Close()
+			if err := topt.Index.Close(); err != nil {
+				log.Warn("closing the index", "err", err)
+			}
 		}
 	}
 	tree := stacindex.NewTreeOptions(w.client, topt)
@@ -349,8 +351,8 @@ func newFSConfig(ctx context.Context, c *cli.Context, w *wiring, log *slog.Logge
 		Opener: w.opener,
 		TTL:    c.Duration("metadata-ttl"),
 		Log:    log,
-		UID:    uint32(os.Getuid()),
-		GID:    uint32(os.Getgid()),
+		UID:    uint32(os.Getuid()), // #nosec G115 -- the kernel's uid_t is 32 bits
+		GID:    uint32(os.Getgid()), // #nosec G115 -- the kernel's gid_t is 32 bits
 		Stats:  w.statsJSON,
 	}, closeIndex, nil
 }

@@ -21,9 +21,9 @@ import (
 
 // Keys of the Secret besides the Prescient settings.
 const (
-	AWSAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	AWSSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	AWSSessionToken    = "AWS_SESSION_TOKEN"
+	AWSAccessKeyID     = "AWS_ACCESS_KEY_ID"     // #nosec G101 -- a key's name, not a credential
+	AWSSecretAccessKey = "AWS_SECRET_ACCESS_KEY" // #nosec G101 -- a key's name, not a credential
+	AWSSessionToken    = "AWS_SESSION_TOKEN"     // #nosec G101 -- a key's name, not a credential
 )
 
 // Attributes kubelet adds: podInfoOnMount's and an inline volume's marker.
