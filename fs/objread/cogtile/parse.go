@@ -227,7 +227,7 @@ func (p *parser) parse() (*Layout, error) {
 		if u > uint64(p.size) {
 			return nil, malformed("first IFD at %d past the end (%d)", u, p.size)
 		}
-		first = int64(u)
+		first = int64(u) // #nosec G115 -- u <= p.size, checked above
 		p.meta = append(p.meta, Range{0, 16})
 	default:
 		return nil, ErrNotTiled
@@ -401,10 +401,10 @@ func (p *parser) ifd(off int64) (Image, int64, error) {
 		if ts == 0 {
 			continue // unknown type: a reader must skip it
 		}
-		if cnt > uint64(p.size) {
+		if cnt > uint64(p.size) { // #nosec G115 -- p.size >= 8: parse refuses smaller files
 			return img, 0, malformed("tag %d at IFD %d: %d values in a %d-byte file", en.tag, off, cnt, p.size)
 		}
-		en.count = int64(cnt)
+		en.count = int64(cnt) // #nosec G115 -- cnt <= p.size, checked above
 		if en.count*ts <= int64(len(val)) {
 			en.inline = val
 		} else {
@@ -414,10 +414,10 @@ func (p *parser) ifd(off int64) (Image, int64, error) {
 			} else {
 				o = uint64(p.bo.Uint32(val))
 			}
-			if o > uint64(p.size) || en.count*ts > p.size-int64(o) {
+			if o > uint64(p.size) || en.count*ts > p.size-int64(o) { // #nosec G115 -- p.size >= 8; o <= p.size before int64(o)
 				return img, 0, malformed("tag %d at IFD %d: values [%d,+%d) past the end (%d)", en.tag, off, o, en.count*ts, p.size)
 			}
-			en.off = int64(o)
+			en.off = int64(o) // #nosec G115 -- o <= p.size, checked above
 			p.meta = append(p.meta, Range{en.off, en.off + en.count*ts})
 		}
 		entries[en.tag] = en
@@ -426,10 +426,10 @@ func (p *parser) ifd(off int64) (Image, int64, error) {
 	var next int64
 	if p.big {
 		u := p.bo.Uint64(nb)
-		if u > uint64(p.size) {
+		if u > uint64(p.size) { // #nosec G115 -- p.size >= 8: parse refuses smaller files
 			return img, 0, malformed("next IFD at %d past the end (%d)", u, p.size)
 		}
-		next = int64(u)
+		next = int64(u) // #nosec G115 -- u <= p.size, checked above
 	} else {
 		next = int64(p.bo.Uint32(nb))
 		if next > p.size {
