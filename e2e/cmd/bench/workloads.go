@@ -45,6 +45,7 @@ func (b *bench) runWorkloads(ctx context.Context) error {
 		"rclone":   b.rcloneWorkloads,
 		"catalog":  b.catalogWorkloads,
 	}
+	ran := 0
 	for _, sh := range b.cfg.shapes {
 		var names []string
 		for _, name := range allWorkloads {
@@ -71,9 +72,14 @@ func (b *bench) runWorkloads(ctx context.Context) error {
 		if len(names) == 0 {
 			continue
 		}
+		ran++
 		if err := b.runShape(ctx, sh, names, steps); err != nil {
 			return err
 		}
+	}
+	if ran == 0 {
+		b.log.Warn("no workload runs: -only names only loopback workloads and -shape has no loopback?",
+			"only", b.cfg.only, "shape", b.cfg.shapeList, "shaped", strings.Join(shapedWorkloads, ","))
 	}
 	return nil
 }
