@@ -29,8 +29,8 @@ func Example() {
 	}
 
 	p := l.NewPredictor()
-	// GDAL reads tile (0, 0) of the full image: the next tile of the row
-	// and the tile below are predicted (two ranges: other tiles lie
+	// GDAL reads tile (0, 0) of the full image: the next two tiles of the
+	// row and the tile below are predicted (two ranges: other tiles lie
 	// between them).
 	first, _ := l.TileRange(0, 0)
 	for _, r := range p.Observe(first.Off, first.End, 1<<20) {
@@ -41,6 +41,6 @@ func Example() {
 	// 100×80 in 4×3 tiles of 32×32
 	// 50×40 in 1×1 tiles of 128×128
 	// 25×20 in 1×1 tiles of 128×128
-	// prefetch [1165, 1202)
+	// prefetch [1165, 1239)
 	// prefetch [1292, 1329)
 }

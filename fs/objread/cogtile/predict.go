@@ -1,6 +1,8 @@
 package cogtile
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -17,9 +19,9 @@ import (
 //
 // The Predictor follows that order:
 //
-//   - the first tile of a window predicts the next tile of its row and
-//     the tile below it, and so does every tile further along the first row
-//     while the window's width is unknown;
+//   - the first tile of a window predicts the next ColsAhead (2) tiles of
+//     its row and the tile below it, and so does every tile further along
+//     the first row while the window's width is unknown;
 //   - when a read goes back to an earlier column of the next row, the
 //     window's columns are known: the rest of that row and the whole next
 //     row are predicted, and each later row start predicts the row after;
@@ -27,9 +29,15 @@ import (
 //     rest of its column (left/right) or row (up/down); one that starts
 //     where the last one started, in another plane, predicts all of it.
 //
-// So a window's rows are fetched one row ahead, all tiles of a row at once:
-// the price is the row after a window's last (never read) and, for a
-// window of unknown width, one tile past its first row.
+// So a window's rows are fetched RowsAhead (1) row ahead, all tiles of a
+// row at once: the price is the row after a window's last (never read) and
+// ColsAhead tiles past its first row.
+//
+// A tile counts as read when reads covered half of it, or at once when a
+// read that does not continue an earlier one (GDAL seeking) starts at it
+// or in the page before it: the first is robust to the page a buffered
+// reader, or the kernel's readahead, takes past the end of the tile GDAL
+// wanted; the second predicts a round trip earlier.
 
 // touchAt is how much of a tile of n bytes reads must cover before the tile
 // counts as read: half of it. What a buffered reader (4 KiB) or the
@@ -37,6 +45,9 @@ import (
 // GDAL wants must not look like GDAL moving on to the next tile. The kernel
 // sends a tile's reads together, so waiting for half of them costs little.
 func touchAt(n int64) int64 { return (n + 1) / 2 }
+
+// pageSize: readers (stdio, the kernel) read whole pages.
+const pageSize = 4096
 
 // mergeGap: predicted ranges closer than this, with no tile between them,
 // are merged into one (the gap costs less than another request). GDAL's
@@ -87,6 +98,16 @@ func (l *Layout) index() []span {
 // Predictor follows one open handle's reads and predicts the next ones.
 // It is not safe for concurrent use.
 type Predictor struct {
+	// RowsAhead is how many rows past the one being read are predicted
+	// once a window's columns are known (0: 1). More hides more latency
+	// in tall windows and costs as many rows past a window's end.
+	RowsAhead int
+	// ColsAhead is how many tiles past the one being read are predicted
+	// along a window's first row, while its width is unknown (0: 2). The
+	// first row is where latency shows: with 1, every tile of it waits
+	// for a round trip.
+	ColsAhead int
+
 	l *Layout
 	// covered holds the parts of each tile that reads covered, keyed by
 	// span index; touched marks tiles that counted as read, predicted the
@@ -95,6 +116,9 @@ type Predictor struct {
 	touched   map[int]bool
 	predicted map[int]bool
 
+	// ends are where the last observed reads ended (a ring, nends written).
+	ends  [16]int64
+	nends int
 	// The window being read, if any.
 	active bool
 	cur    window
@@ -123,6 +147,15 @@ func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
 		return nil
 	}
 	var want []tileRef
+	// A read that does not continue the last one is GDAL seeking to what
+	// it wants next: the tile whose start it covers is being read now (a
+	// read running on from the last one into a tile's start may be a
+	// buffer's or readahead's spill, and must cover half the tile).
+	// go-fuse serves the pieces of one read in parallel, so "the last one"
+	// is any of the last few.
+	seek := !slices.Contains(p.ends[:], off)
+	p.ends[p.nends%len(p.ends)] = end
+	p.nends++
 	// The first span that ends after off.
 	i := sort.Search(len(spans), func(i int) bool { return spans[i].end > off })
 	for ; i < len(spans) && spans[i].off < end; i++ {
@@ -139,7 +172,10 @@ func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
 			c = &coverage{}
 			p.covered[i] = c
 		}
-		if c.add(Range{max(off, s.off), min(end, s.end)}) < touchAt(s.end-s.off) {
+		// Starts in the page before the tile, or at its start (a buffered
+		// reader reads whole pages), and covers its first data byte.
+		head := seek && s.off-pageSize <= off && off <= s.off+p.l.Leader && s.off+p.l.Leader < end
+		if c.add(Range{max(off, s.off), min(end, s.end)}) < touchAt(s.end-s.off) && !head {
 			continue
 		}
 		delete(p.covered, i) // touched says it all from now on
@@ -205,8 +241,8 @@ func (p *Predictor) touch(s span) []tileRef {
 		}
 		w.row, w.col = row, col
 		out := p.rowOf(w, row, col+1)
-		if w.lastRow < 0 || row+1 <= w.lastRow {
-			out = append(out, p.rowOf(w, row+1, w.firstCol)...)
+		for r := row + 1; r <= row+p.rowsAhead() && (w.lastRow < 0 || r <= w.lastRow); r++ {
+			out = append(out, p.rowOf(w, r, w.firstCol)...)
 		}
 		return out
 	case same && row == w.row && col < w.col:
@@ -254,9 +290,16 @@ func (p *Predictor) start(img, plane, row, col int) []tileRef {
 	return p.near(img, plane, row, col)
 }
 
-// near is the next tile of the row and the tile below.
+func (p *Predictor) rowsAhead() int { return cmp.Or(p.RowsAhead, 1) }
+func (p *Predictor) colsAhead() int { return cmp.Or(p.ColsAhead, 2) }
+
+// near is the next ColsAhead tiles of the row and the tile below.
 func (p *Predictor) near(img, plane, row, col int) []tileRef {
-	return []tileRef{{img, plane, row, col + 1}, {img, plane, row + 1, col}}
+	out := []tileRef{{img, plane, row, col + 1}, {img, plane, row + 1, col}}
+	for c := col + 2; c <= col+p.colsAhead(); c++ {
+		out = append(out, tileRef{img, plane, row, c})
+	}
+	return out
 }
 
 // below is the tile below (row, col) in w, unless w has no more rows.
@@ -315,6 +358,19 @@ func (p *Predictor) ranges(want []tileRef, maxBytes int64) []Range {
 		}
 	}
 	return merge(out, p.padding)
+}
+
+// TileAt returns the bytes (leader and trailer included) of the tile that
+// holds byte off, and false when off is in no tile (the header, gaps).
+// On a read that misses the cache inside a tile, fetching the whole tile
+// at once saves the round trips of GDAL's next reads of it.
+func (l *Layout) TileAt(off int64) (Range, bool) {
+	spans := l.index()
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].off > off })
+	if i == 0 || spans[i-1].end <= off {
+		return Range{}, false
+	}
+	return Range{spans[i-1].off, spans[i-1].end}, true
 }
 
 // spanOf returns the index in the sorted tiles of the tile starting at off.

@@ -163,7 +163,7 @@ type score struct {
 // gdal, cover at least half of (the 4 KiB a buffered read takes from the
 // next tile does not count), each counted as predicted when a range
 // returned before GDAL's read of it covered it.
-func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
+func replay(l *Layout, gdal, seen []Range, maxBytes int64, cfg func(*Predictor)) score {
 	spans := l.index()
 	cover := make([]int64, len(spans))
 	for _, r := range gdal {
@@ -178,6 +178,9 @@ func replay(l *Layout, gdal, seen []Range, maxBytes int64) score {
 	asked := merge(append([]Range(nil), seen...), nil)
 	var sc score
 	p := l.NewPredictor()
+	if cfg != nil {
+		cfg(p)
+	}
 	predicted := map[int]bool{}
 	first := map[int]bool{}
 	for _, r := range seen {
@@ -255,14 +258,14 @@ func TestPredictGDALTraces(t *testing.T) {
 					path := filepath.Join("testdata", "traces", tr.name+"."+mode+".txt")
 					seen = loadTrace(t, path)
 				}
-				sc := replay(l, gdal, seen, budget)
+				sc := replay(l, gdal, seen, budget, nil)
 				t.Logf("%-7s %-52s tiles %2d predicted-before-read %2d (recall %.2f) unread by GDAL %.2f, never asked %.2f of %5.1f MB",
 					tr.name, tr.what, sc.tiles, sc.predictedFirst, sc.recall(), sc.waste(), sc.extra(), float64(sc.predBytes)/1e6)
 				if sc.tiles < 4 {
 					t.Fatalf("trace reads %d tiles: the trace or the layout is wrong", sc.tiles)
 				}
 				// A window's first tile cannot be predicted, and the row
-				// after its last is: a 2×2 window wastes 3 tiles of 6.
+				// after its last is: a 2×2 window wastes 4 tiles of 7.
 				if sc.recall() < 0.75 {
 					t.Errorf("recall %.2f, want ≥ 0.75", sc.recall())
 				}
@@ -274,8 +277,8 @@ func TestPredictGDALTraces(t *testing.T) {
 					if sc.extra() > 0.45 {
 						t.Errorf("%.0f%% of predicted bytes never asked for, want ≤ 45%%", 100*sc.extra())
 					}
-				case sc.waste() > 0.55:
-					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 55%%", 100*sc.waste())
+				case sc.waste() > 0.6:
+					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 60%%", 100*sc.waste())
 				}
 				if sc.maxOut > budget {
 					t.Errorf("one Observe returned %d bytes, budget %d", sc.maxOut, budget)
@@ -389,11 +392,11 @@ func TestPredictWindow(t *testing.T) {
 		row, col int
 		want     []Range
 	}{
-		// First tile: the next one in the row and the one below.
-		{2, 3, []Range{tiles(l, 2, 4, 4), tiles(l, 3, 3, 3)}},
+		// First tile: the next two in the row (ColsAhead) and the one below.
+		{2, 3, []Range{tiles(l, 2, 4, 5), tiles(l, 3, 3, 3)}},
 		// Along the first row, width unknown: the same, minus what was.
-		{2, 4, []Range{tiles(l, 2, 5, 5), tiles(l, 3, 4, 4)}},
-		{2, 5, []Range{tiles(l, 2, 6, 6), tiles(l, 3, 5, 5)}},
+		{2, 4, []Range{tiles(l, 2, 6, 6), tiles(l, 3, 4, 4)}},
+		{2, 5, []Range{tiles(l, 2, 7, 7), tiles(l, 3, 5, 5)}},
 		// Back to column 3 of row 3: the window is columns 3–5; the rest of
 		// row 3 was predicted already, row 4 comes whole, in one range.
 		{3, 3, []Range{tiles(l, 4, 3, 5)}},
