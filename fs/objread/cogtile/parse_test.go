@@ -359,6 +359,9 @@ func FuzzParse(f *testing.F) {
 		// Any read sequence over a parsed layout stays in bounds.
 		p := l.NewPredictor()
 		for off := int64(0); off < int64(len(b)); off += 97 {
+			if r, ok := l.TileAt(off); ok && (off < r.Off || off >= r.End) {
+				t.Fatalf("TileAt(%d) = %v", off, r)
+			}
 			for _, r := range p.Observe(off, off+300, 1<<20) {
 				if r.Off < 0 || r.End > int64(len(b)) || r.End <= r.Off {
 					t.Fatalf("predicted %v of a %d-byte file", r, len(b))

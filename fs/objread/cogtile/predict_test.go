@@ -524,3 +524,24 @@ func TestPredictNeverTwice(t *testing.T) {
 		}
 	}
 }
+
+func TestTileAt(t *testing.T) {
+	l := gridLayout(4, 3, 1000)
+	for _, tc := range []struct {
+		off  int64
+		want Range
+		ok   bool
+	}{
+		{0, Range{}, false},             // the header
+		{999, Range{}, false},           // just before the first tile's leader
+		{1000, tiles(l, 0, 0, 0), true}, // its leader
+		{tiles(l, 1, 2, 2).Off + 500, tiles(l, 1, 2, 2), true},
+		{tiles(l, 2, 3, 3).End - 1, tiles(l, 2, 3, 3), true},
+		{l.Size, Range{}, false},
+	} {
+		got, ok := l.TileAt(tc.off)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("TileAt(%d) = %v, %v; want %v, %v", tc.off, got, ok, tc.want, tc.ok)
+		}
+	}
+}
