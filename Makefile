@@ -10,8 +10,13 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # duration. Go 1.26's fuzz coordinator can fail a run with "context deadline
 # exceeded" when a duration ends (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 50000x
+# TestQGIS fails instead of skipping when PyQGIS is missing (deps installs
+# it); `make test PRESCIENTFS_REQUIRE_QGIS=` lets it skip.
+export PRESCIENTFS_REQUIRE_QGIS ?= 1
+# How long `make soak` runs TestSoak (a Go duration; 60 s inside `make test`).
+SOAK ?= 10m
 
-.PHONY: all build deps test test-repeat unit e2e fuzz bench lint demo clean
+.PHONY: all build deps test test-repeat unit e2e soak fuzz bench lint demo clean
 
 all: build
 
@@ -19,11 +24,14 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/prescientfs
 
 # deps installs what the tests, the demo and the benchmarks need when it is
-# missing: FUSE 3, GDAL (Debian packages; needs root or sudo) and a pinned MinIO.
+# missing: FUSE 3, GDAL, QGIS with its Python bindings (Debian packages; needs
+# root or sudo) and a pinned MinIO.
 deps:
 	@need=""; \
 	command -v fusermount3 >/dev/null || need="$$need fuse3"; \
 	command -v gdal_translate >/dev/null || need="$$need gdal-bin"; \
+	command -v qgis >/dev/null || need="$$need qgis"; \
+	dpkg -s python3-qgis >/dev/null 2>&1 || need="$$need python3-qgis"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -50,6 +58,12 @@ test-repeat: deps
 		[ $$res = PASS ] || grep -E '^(--- FAIL|FAIL|panic)' .test-repeat-$$i.log | head -20; \
 	done; \
 	echo "$$fails of $(N) runs failed"; [ $$fails = 0 ]
+
+# soak: TestSoak alone for SOAK (make soak SOAK=30m): 32 readers over 250+
+# files with 5 s credentials renewing and MinIO restarted mid-run; prints
+# its figures. Not part of `make test`, which runs it for 60 s.
+soak: deps
+	PRESCIENTFS_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e/
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
