@@ -33,14 +33,14 @@ var ErrMalformed = errors.New("malformed TIFF")
 
 // Limits on what Parse accepts, beyond what the file's size allows.
 const (
-	maxIFDs      = 1024    // images in one file (full resolution, overviews, masks)
-	maxTags      = 4096    // entries in one IFD
-	maxAllTags   = 1 << 16 // entries in all IFDs together (hostile chains of overlapping IFDs)
-	maxTiles     = 1 << 21 // tiles (times planes) of all images together: 32 MiB of offsets+counts
-	chunkSize    = 16384   // Parse's reads are at least this long (fewer round trips)
-	maxChunks    = 64      // chunks Parse keeps while parsing (1 MiB)
-	leaderBytes  = 4       // GDAL's BLOCK_LEADER=SIZE_AS_UINT4
-	trailerBytes = 4       // GDAL's BLOCK_TRAILER=LAST_4_BYTES_REPEATED
+	maxIFDs      = 1024     // images in one file (full resolution, overviews, masks)
+	maxTags      = 4096     // entries in one IFD
+	maxAllTags   = 1 << 16  // entries in all IFDs together (hostile chains of overlapping IFDs)
+	maxTiles     = 1 << 21  // tiles (times planes) of all images together: 32 MiB of offsets+counts
+	chunkSize    = 64 << 10 // Parse's reads are at least this long: one read covers most COGs' metadata (28 KiB for 20000², 512² tiles, 6 overviews)
+	maxChunks    = 16       // chunks Parse keeps while parsing (1 MiB)
+	leaderBytes  = 4        // GDAL's BLOCK_LEADER=SIZE_AS_UINT4
+	trailerBytes = 4        // GDAL's BLOCK_TRAILER=LAST_4_BYTES_REPEATED
 )
 
 // Range is the byte range [Off, End) of the file.
