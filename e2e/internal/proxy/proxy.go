@@ -187,12 +187,15 @@ func (p *Proxy) pipe(c *pair, src, dst net.Conn, toClient bool) {
 			}
 			p.throttle(c, len(chunk))
 			if len(chunk) > 0 {
+				// Marked before the write: the client may read this
+				// answer and send its next request before Write returns
+				// here, and that request must be seen as a new one.
+				c.answered.Store(true)
 				if _, werr := dst.Write(chunk); werr != nil {
 					c.close(Reset)
 					return
 				}
 				p.Bytes.Add(int64(len(chunk)))
-				c.answered.Store(true)
 			}
 			if cut != nil {
 				c.close(*cut)
