@@ -23,7 +23,7 @@ import (
 const (
 	lookupBound  = 10 * time.Second // (< 1 s) the first MiB of an asset by ID
 	hugeLsBound  = 60 * time.Second // (< 5 s) ls of the 10M collection
-	remountBound = 5 * time.Second  // (< 1 s) ls of 100,000 items from the index
+	remountBound = 30 * time.Second // (< 1 s) ls of 100,000 items from the index; and faster than paging them, in the same run
 )
 
 // TestScaleLookupByIDNeverLists reads the first MiB of an asset of an item
@@ -348,7 +348,8 @@ func TestScaleIndexAcrossMounts(t *testing.T) {
 	want := append(genIDs(ss.hundredK, 0, ss.hundredK.Items-1), "collection.json")
 	args := []string{"--layout", "flat", "--index-dir", idx, "--metadata-ttl", "1h"}
 	m := ss.mount(t, args...)
-	if d := diffNames(readNames(t, m.path("hundredk")), want); d != "" {
+	first, tookPaging := timedNames(t, m.path("hundredk"))
+	if d := diffNames(first, want); d != "" {
 		t.Fatalf("first listing: %s", d)
 	}
 	if d := diffNames(readNames(t, m.path("small")), append(genIDs(ss.small, 0, 499), "collection.json")); d != "" {
@@ -363,15 +364,17 @@ func TestScaleIndexAcrossMounts(t *testing.T) {
 	ss.stac.ResetRequests()
 	names, took := timedNames(t, m.path("hundredk"))
 	c := ss.counts()
-	t.Logf("ls of 100,000 items from the index in %v, %d requests", took, c.all)
+	t.Logf("ls of 100,000 items from the index in %v, %d requests (paging them from the API: %v)", took, c.all, tookPaging)
 	if d := diffNames(names, want); d != "" {
 		t.Fatalf("listing from the index: %s", d)
 	}
 	if c.listings+c.itemByID > 0 {
 		t.Errorf("a listing within the TTL sent %d item requests: %v", c.listings+c.itemByID, c.listingPaths)
 	}
-	if took > remountBound {
-		t.Errorf("a listing from the index took %v, want < 1 s (%v allowed here)", took, remountBound)
+	// Against the paging of the same run, not a fixed time alone: a
+	// 5 s bound failed at load 20 (5.19 s), where paging took far longer.
+	if took > remountBound || took >= tookPaging {
+		t.Errorf("a listing from the index took %v, paging the API %v: want < 1 s and faster than paging (%v allowed here)", took, tookPaging, remountBound)
 	}
 	m.unmount(t)
 
