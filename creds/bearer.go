@@ -100,6 +100,14 @@ func (b *Bearer) Token(ctx context.Context) (Token, error) {
 
 	// The renewal outlives a caller that gives up: others may be waiting.
 	ch := b.sf.DoChan("renew", func() (any, error) {
+		// A caller that saw the old token just before a renewal ended
+		// starts a flight of its own: the token it wanted is here now.
+		b.mu.Lock()
+		tok, force := b.tok, b.force
+		b.mu.Unlock()
+		if !force && b.fresh(tok) {
+			return tok, nil
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 		defer cancel()
 		return b.renew(rctx, force)
