@@ -76,6 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./stacindex/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseItem$$' -fuzztime $(FUZZTIME) ./stacindex/
 	$(GO) test -run '^$$' -fuzz '^FuzzPages$$' -fuzztime $(FUZZTIME) ./stacindex/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./fs/objread/cogtile/
 
 # bench: the real stack, 1 GiB objects and a >=1 GiB COG; prints ratios against
 # direct aws-sdk-go-v2 reads in the same run. Never part of `make test`.
