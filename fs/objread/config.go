@@ -57,6 +57,8 @@ type Config struct {
 	// Retry bounds every request: how long without progress before a
 	// read fails (the mount's --io-timeout), attempts and backoff.
 	Retry Retry
+	// Tiles parses tiled TIFFs' layouts for tile prefetch (nil: none).
+	Tiles TileParser
 }
 
 // DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, windows
