@@ -6,8 +6,12 @@ import "context"
 // the bytes ahead of a sequential reader. Its methods are called with the
 // handle's mu held, except run (a part's GET), which takes it.
 //
-// A stream starts with its whole window (enough parts to keep Parallel
-// GETs busy) and keeps it while the reader advances. Streams bypass the
+// A stream starts with Parallel parts in flight at once (enough GETs to
+// cover the store's latency times its per-connection rate) and keeps them
+// in flight while the reader advances. Its parts start small (FirstPart)
+// and double up to PartSize each time the reader has consumed a quarter
+// of what is in flight: a run that ends soon (a row of tiles) costs little,
+// a long one soon runs at full size. Streams bypass the
 // block cache so big files do not churn it, but not its disk tier (see
 // BlockCache.fetchThrough). Parts come from the shared Budget: when it
 // refuses, the window shrinks, and reads of bytes no part holds go
@@ -21,7 +25,9 @@ type stream struct {
 	parts    []*part // ascending; a failed part leaves a gap
 	frontier int64   // end of the last scheduled part
 	pos      int64   // highest end of a stream read
-	window   int64   // how far ahead of pos to fetch
+	window   int64   // how far ahead of pos to fetch at most (the budget's say)
+	part     int64   // the size of the next parts
+	grown    int64   // where the reader was when part last doubled
 }
 
 // view is what the access pattern needs to know of the stream.
@@ -69,12 +75,12 @@ func (st *stream) segments(off, end, loadEnd int64) []segment {
 }
 
 // start starts the stream fetching from start for a reader at end, with
-// its whole window at once: a sequential reader is confirmed by then, and
-// each part in flight covers one request's latency.
+// Parallel parts at once: a sequential reader is confirmed by then.
 func (st *stream) start(start, end int64) {
 	st.h.pf.budget.addStream(1)
 	st.reset(true, start, end)
-	st.window = st.h.pf.cfg.InitialWindow
+	st.window = st.maxWindow()
+	st.part = st.h.pf.cfg.FirstPart
 	st.schedule()
 	for _, pt := range st.parts {
 		pt.entered = pt.off < end
@@ -98,13 +104,17 @@ func (st *stream) advance(end int64) {
 	if grow {
 		st.window = min(2*st.window, st.maxWindow())
 	}
+	cfg := &st.h.pf.cfg
+	if st.part < cfg.PartSize && st.pos-st.grown >= int64(cfg.Parallel)*st.part/4 {
+		st.part, st.grown = min(2*st.part, cfg.PartSize), st.pos
+	}
 	st.evictBehind()
 	st.schedule()
 }
 
-// maxWindow is the window: Parallel parts (MaxWindow at most), or the
-// stream's fair share of the budget when several streams run, but at
-// least InitialWindow.
+// maxWindow is the window cap: Parallel parts of PartSize (MaxWindow at
+// most), or the stream's fair share of the budget when several streams
+// run, but at least InitialWindow.
 //
 // The share also pays for what a stream keeps behind its reader (up to
 // KeepBehind plus one skipped part), so the window leaves room for it:
@@ -112,7 +122,8 @@ func (st *stream) advance(end int64) {
 // slow direct reads.
 func (st *stream) maxWindow() int64 {
 	cfg := &st.h.pf.cfg
-	return max(min(cfg.MaxWindow, st.h.pf.budget.share()-cfg.KeepBehind-cfg.PartSize), cfg.InitialWindow)
+	w := min(cfg.MaxWindow, int64(cfg.Parallel)*cfg.PartSize)
+	return max(min(w, st.h.pf.budget.share()-cfg.KeepBehind-cfg.PartSize), cfg.InitialWindow)
 }
 
 // minPart is the smallest part a stream under memory pressure fetches
@@ -124,9 +135,10 @@ const minPart = MiB
 func (st *stream) schedule() {
 	h := st.h
 	cfg := &h.pf.cfg
-	target := min(st.pos+st.window, h.obj.Size)
+	window := min(st.window, st.maxWindow(), int64(cfg.Parallel)*st.part)
+	target := min(st.pos+window, h.obj.Size)
 	for st.frontier < target {
-		n := st.acquire(min(cfg.PartSize, h.obj.Size-st.frontier, st.window))
+		n := st.acquire(min(st.part, h.obj.Size-st.frontier, window))
 		if n == 0 {
 			h.pf.stats.BudgetDenials.Add(1)
 			st.window = max(st.window/2, cfg.InitialWindow)
@@ -205,7 +217,7 @@ func (st *stream) drop() {
 // reset sets the window's state (h and sem are set once, at Open: run
 // reads them without the handle's mu).
 func (st *stream) reset(active bool, base, pos int64) {
-	st.active, st.base, st.parts, st.frontier, st.pos, st.window = active, base, nil, base, pos, 0
+	st.active, st.base, st.parts, st.frontier, st.pos, st.window, st.part, st.grown = active, base, nil, base, pos, 0, 0, base
 }
 
 // run is one part's GET, on the part's own context (tied to the handle,
