@@ -63,8 +63,10 @@ type Config struct {
 	// Retry bounds every request: how long without progress before a
 	// read fails (the mount's --io-timeout), attempts and backoff.
 	Retry Retry
-	// Tiles parses tiled TIFFs' layouts for tile prefetch (nil: none).
-	Tiles TileParser
+	// Tiles parses tiled TIFFs' layouts for tile prefetch (default
+	// CogTiles); NoTiles turns tile prefetch off.
+	Tiles   TileParser
+	NoTiles bool
 }
 
 // DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, streams
@@ -109,6 +111,12 @@ func (c Config) withDefaults() Config {
 		c.RandomAfter = d.RandomAfter
 	}
 	c.Retry = c.Retry.withDefaults()
+	switch {
+	case c.NoTiles:
+		c.Tiles = nil
+	case c.Tiles == nil:
+		c.Tiles = CogTiles
+	}
 	if c.MaxWindow < c.InitialWindow {
 		c.MaxWindow = c.InitialWindow
 	}

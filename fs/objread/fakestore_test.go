@@ -75,6 +75,27 @@ type fakeStore struct {
 type fakeObj struct {
 	size, seed int64
 	etag       string
+	data       []byte // the content, when not nil (else the pattern)
+}
+
+// fill fills p with o's bytes at off.
+func (o fakeObj) fill(p []byte, off int64) {
+	if o.data != nil {
+		copy(p, o.data[off:])
+		return
+	}
+	fakeBytes(p, o.seed, off)
+}
+
+// putData adds or replaces an object with the given content.
+func (f *fakeStore) putData(name string, data []byte, etag string) Object {
+	obj := f.put(name, int64(len(data)), etag)
+	f.mu.Lock()
+	o := f.objs[obj.Loc.ID()]
+	o.data = data
+	f.objs[obj.Loc.ID()] = o
+	f.mu.Unlock()
+	return obj
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{objs: make(map[string]fakeObj)} }
@@ -95,7 +116,7 @@ func (f *fakeStore) want(obj Object, off, n int64) []byte {
 	f.mu.Unlock()
 	n = max(0, min(n, o.size-off))
 	b := make([]byte, n)
-	fakeBytes(b, o.seed, off)
+	o.fill(b, off)
 	return b
 }
 
@@ -174,7 +195,7 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 	if chunk <= 0 {
 		chunk = 32 << 10
 	}
-	body := &fakeBody{f: f, ctx: ctx, seed: o.seed, off: off, left: send, chunk: chunk}
+	body := &fakeBody{f: f, ctx: ctx, obj: o, off: off, left: send, chunk: chunk}
 	if send < n {
 		body.endErr = f.bodyErr
 	}
@@ -184,7 +205,7 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 type fakeBody struct {
 	f      *fakeStore
 	ctx    context.Context
-	seed   int64
+	obj    fakeObj
 	off    int64
 	left   int64
 	chunk  int
@@ -206,7 +227,7 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 	if b.f.rate > 0 {
 		time.Sleep(time.Duration(n * int64(time.Second) / b.f.rate))
 	}
-	fakeBytes(p[:n], b.seed, b.off)
+	b.obj.fill(p[:n], b.off)
 	b.off += n
 	b.left -= n
 	return int(n), nil
