@@ -264,7 +264,7 @@ func (h *handle) decideLocked(obj Object, off, end int64) int64 {
 	pf := h.pf
 	env := patternEnv{cfg: &pf.cfg, blockSize: pf.cache.BlockSize(), size: obj.Size, disk: pf.cache.diskOn(obj),
 		seqConfirm: pf.cfg.SeqConfirm}
-	if h.tiles.pred != nil {
+	if h.tiles.ready(h, obj) {
 		env.seqConfirm = max(env.seqConfirm, tiledSeqConfirm) // tiles are predicted, not streamed
 	}
 	d := h.pat.observe(off, end, h.st.view(), env)
@@ -284,7 +284,9 @@ func (h *handle) decideLocked(obj Object, off, end int64) int64 {
 	if d.predicted {
 		pf.stats.Predicted.Add(1)
 	}
-	if !h.st.active {
+	if !h.st.active && end > h.pat.firstEnd {
+		// Reads within the first load (the header, and the kernel's
+		// readahead after it) are not GDAL reading tiles.
 		h.tiles.observe(h, obj, off, end)
 	}
 	return d.loadEnd

@@ -10,6 +10,7 @@ type pattern struct {
 	runStart int64 // the current run of contiguous (or nearly) reads
 	runEnd   int64
 	cacheEnd int64 // end of the last range loaded through the block cache
+	firstEnd int64 // end of the first read's load (a header, with readahead)
 	outside  int   // consecutive reads outside the stream
 	// The run expected next, loading into the block cache: after a long
 	// run and a jump of d, the bytes d further on (see predict).
@@ -95,6 +96,7 @@ func (pat *pattern) observe(off, end int64, st streamView, env patternEnv) decis
 	if pat.reads == 1 {
 		d.loadEnd = firstLoad(off, end, cfg, bs, env.size)
 		pat.cacheEnd = alignUp(d.loadEnd, bs)
+		pat.firstEnd = d.loadEnd
 		return d
 	}
 	seq := pat.runEnd-pat.runStart >= env.seqConfirm && end > pat.cacheEnd

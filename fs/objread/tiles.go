@@ -143,19 +143,8 @@ type tileState struct {
 // budget refuses is not prefetched; GDAL's read then loads it.
 func (ts *tileState) observe(h *handle, obj Object, off, end int64) {
 	pf := h.pf
-	if ts.done || pf.layouts == nil {
+	if !ts.ready(h, obj) {
 		return
-	}
-	if ts.pred == nil {
-		k := pf.cache.key(obj, 0)
-		l := pf.layouts.get(k)
-		if l == nil {
-			if h.pat.reads > tileLayoutPatience {
-				ts.done = true // not a TIFF, or its parse failed
-			}
-			return
-		}
-		ts.pred = l.NewPredictor()
 	}
 	for _, r := range ts.pred.Observe(off, end, pf.tileMaxBytes()) {
 		r.End = min(r.End, obj.Size)
@@ -171,6 +160,27 @@ func (ts *tileState) observe(h *handle, obj Object, off, end int64) {
 		pf.stats.TileBytes.Add(n)
 		pf.cache.Prefetch(h.ctx, pf.store, obj, r.Off, r.End, pf.stats, pf.cfg.Retry, func() { pf.budget.Release(n) })
 	}
+}
+
+// ready reports whether the handle has a predictor: once the object's
+// layout is parsed, it makes one.
+func (ts *tileState) ready(h *handle, obj Object) bool {
+	pf := h.pf
+	if ts.pred != nil {
+		return true
+	}
+	if ts.done || pf.layouts == nil || obj.ETag == "" {
+		return false
+	}
+	l := pf.layouts.get(pf.cache.key(obj, 0))
+	if l == nil {
+		if h.pat.reads > tileLayoutPatience {
+			ts.done = true // not a TIFF, or its parse failed
+		}
+		return false
+	}
+	ts.pred = l.NewPredictor()
+	return true
 }
 
 // tileLayoutPatience is how many reads a handle waits for its object's
