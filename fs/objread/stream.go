@@ -126,6 +126,18 @@ func (st *stream) maxWindow() int64 {
 	return max(min(w, st.h.pf.budget.share()-cfg.KeepBehind-cfg.PartSize), cfg.InitialWindow)
 }
 
+// parallel is how many parts the stream keeps in flight: Parallel, split
+// between the streams running now (at least minParallel each): several
+// streams together need no more connections than one to fill the link,
+// and more would only crowd the store and the CPU.
+func (st *stream) parallel() int {
+	p := st.h.pf.cfg.Parallel
+	return max(min(p, minParallel), p/max(st.h.pf.budget.Streams(), 1))
+}
+
+// minParallel is the least parallelism of a stream among many.
+const minParallel = 4
+
 // minPart is the smallest part a stream under memory pressure fetches
 // before it falls back to direct reads.
 const minPart = MiB
@@ -135,7 +147,7 @@ const minPart = MiB
 func (st *stream) schedule() {
 	h := st.h
 	cfg := &h.pf.cfg
-	window := min(st.window, st.maxWindow(), int64(cfg.Parallel)*st.part)
+	window := min(st.window, st.maxWindow(), int64(st.parallel())*st.part)
 	target := min(st.pos+window, h.obj.Size)
 	for st.frontier < target {
 		n := st.acquire(min(st.part, h.obj.Size-st.frontier, window))

@@ -133,8 +133,8 @@ func TestSequentialGrowsParallelParts(t *testing.T) {
 	if fetched != obj.Size {
 		t.Errorf("fetched %d bytes for an object of %d", fetched, obj.Size)
 	}
-	if f.maxInflight < 8 {
-		t.Errorf("at most %d requests in flight, want ≥ 8 parallel parts", f.maxInflight)
+	if f.maxInflight < 2 { // TestStreamStartsFullyParallel checks how many, without timing
+		t.Errorf("at most %d requests in flight, want parallel parts", f.maxInflight)
 	}
 	t.Logf("%d requests, max %d in flight, stats %+v", len(reqs), f.maxInflight, pf.Stats().Snapshot())
 }
