@@ -193,7 +193,7 @@ func (c *BlockCache) adopt(ctx context.Context, store Store, obj Object, off, en
 	}
 	c.mu.Unlock()
 	if to == from {
-		body.Close()
+		_ = body.Close() // another load has these blocks
 		return
 	}
 	go c.fetch(context.WithoutCancel(ctx), store, obj, from, to, stats, rp, body)

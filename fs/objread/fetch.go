@@ -64,7 +64,7 @@ func fetchRangeFrom(ctx context.Context, store Store, obj Object, off int64, buf
 		} else {
 			// Opened on another context: stop it with this attempt's.
 			b := first
-			stop := context.AfterFunc(w.ctx, func() { b.Close() })
+			stop := context.AfterFunc(w.ctx, func() { _ = b.Close() }) // unblocks the read; its error is the one that counts
 			defer stop()
 			first = nil
 		}
@@ -172,7 +172,7 @@ func openRange(ctx context.Context, store Store, obj Object, off, n int64, stats
 			return body, nil
 		}
 		if err == nil {
-			body.Close()
+			_ = body.Close() // an answer that came too late: nothing to keep
 		}
 		bcancel(nil)
 		switch {
