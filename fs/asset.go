@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,12 +33,16 @@ var (
 	_ fusefs.NodeOpener    = (*assetFile)(nil)
 )
 
-// fillAttr sets size and times: the size from file:size, else a HEAD; the
-// time from the item, else the object's Last-Modified.
+// fillAttr sets size and times: the size from a version a read learned
+// (the object's own, should the catalog be wrong), else file:size, else a
+// HEAD; the time from the item, else the object's Last-Modified.
 func (a *assetFile) fillAttr(ctx context.Context, out *fuse.Attr) syscall.Errno {
 	out.Mode = fileMode
 	a.fs.setOwner(out)
 	size := a.asset.Size
+	if info, ok := a.fs.stats.cached(a.asset.Loc); ok {
+		size = info.Size
+	}
 	t := a.itemTime
 	if size < 0 || t.IsZero() {
 		info, err := a.fs.stats.stat(ctx, a.asset.Loc)
@@ -62,7 +67,7 @@ func (a *assetFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 	if h, ok := fh.(*assetHandle); ok {
 		out.Mode = fileMode
 		a.fs.setOwner(&out.Attr)
-		out.Size = attrSize(h.obj.Size)
+		out.Size = attrSize(h.object().Size)
 		setTime(&out.Attr, a.itemTime)
 		return 0
 	}
@@ -71,21 +76,38 @@ func (a *assetFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 
 // Open pins the object's version (ETag) for the handle's lifetime. Objects
 // are immutable per ETag, so the kernel may keep its page cache.
+//
+// Open sends no request when it can help it: a version learned within the
+// metadata TTL (by a HEAD, or by an earlier handle's first GET) is pinned
+// at once; with the size from the catalog (file:size) the handle's first
+// GET pins the version (see objread.Versioned). Only an object whose size
+// is unknown costs a HEAD, and getattr has made it already (lookup needs
+// the size before open), so open finds it cached.
 func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	info, err := a.fs.stats.stat(ctx, a.asset.Loc)
-	if err != nil {
-		return nil, 0, a.fs.fail("open", a.Path(nil), err)
+	info, ok := a.fs.stats.cached(a.asset.Loc)
+	if !ok && a.asset.Size >= 0 {
+		obj := objread.Object{Loc: a.asset.Loc, Size: a.asset.Size}
+		return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.cacheFlags(""), 0
+	}
+	if !ok {
+		var err error
+		if info, err = a.fs.stats.stat(ctx, a.asset.Loc); err != nil {
+			return nil, 0, a.fs.fail("open", a.Path(nil), err)
+		}
 	}
 	obj := objread.Object{Loc: a.asset.Loc, Size: info.Size, ETag: info.ETag}
-	return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.cacheFlags(info.ETag), 0
+	h := &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}
+	h.learned.Store(true)
+	return h, a.cacheFlags(info.ETag), 0
 }
 
 // cacheFlags keeps the kernel's page cache across opens of one version;
 // when the object changed since the last open (a new ETag, or none to
-// compare), the cache is dropped so the new open never sees old pages.
+// compare: a version not learned yet), the cache is dropped so the new
+// open never sees old pages.
 func (a *assetFile) cacheFlags(etag string) uint32 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -97,11 +119,45 @@ func (a *assetFile) cacheFlags(etag string) uint32 {
 	return 0
 }
 
+// learnVersion records the version a handle's first GET pinned: the next
+// opens within the metadata TTL pin it without a request, and keep the
+// kernel's page cache if it is the version it holds.
+func (a *assetFile) learnVersion(obj objread.Object) {
+	a.fs.stats.learn(obj.Loc, objread.ObjectInfo{Size: obj.Size, ETag: obj.ETag})
+	a.mu.Lock()
+	a.etag = obj.ETag
+	a.mu.Unlock()
+}
+
 // assetHandle is one open of an asset.
 type assetHandle struct {
-	node *assetFile
-	obj  objread.Object
-	r    objread.Reader
+	node    *assetFile
+	obj     objread.Object // as opened; see object
+	r       objread.Reader
+	learned atomic.Bool // the version is known to the node
+}
+
+// object is the version the handle reads: as opened, or as its first GET
+// pinned it (size corrected).
+func (h *assetHandle) object() objread.Object {
+	if v, ok := h.r.(objread.Versioned); ok {
+		if obj, ok := v.Version(); ok {
+			return obj
+		}
+	}
+	return h.obj
+}
+
+// noteVersion passes the version the reader pinned to the node, once.
+func (h *assetHandle) noteVersion() {
+	if h.learned.Load() {
+		return
+	}
+	if v, ok := h.r.(objread.Versioned); ok {
+		if obj, ok := v.Version(); ok && h.learned.CompareAndSwap(false, true) {
+			h.node.learnVersion(obj)
+		}
+	}
 }
 
 var (
@@ -118,12 +174,14 @@ func (h *assetHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 			release()
 			return nil, errno
 		}
+		h.noteVersion()
 		return &lentResult{vecs: vecs, release: release}, 0
 	}
 	n, err := h.r.ReadAt(ctx, dest, off)
 	if errno := h.readErr(err); errno != 0 {
 		return nil, errno
 	}
+	h.noteVersion()
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

@@ -11,8 +11,9 @@ import (
 	"github.com/prescient/prescientfs/stacindex"
 )
 
-// statCache remembers HEAD results for the metadata TTL and merges
-// concurrent HEADs of one object.
+// statCache remembers object versions for the metadata TTL: HEAD results
+// (concurrent HEADs of one object merged) and versions handles learned
+// from their first GET.
 type statCache struct {
 	store objread.Store
 	ttl   time.Duration
@@ -68,6 +69,17 @@ func (c *statCache) stat(ctx context.Context, loc stacindex.Location) (objread.O
 		}
 		return r.Val.(objread.ObjectInfo), nil
 	}
+}
+
+// learn records a version learned otherwise than by a HEAD (a handle's
+// first GET), as fresh as a HEAD's.
+func (c *statCache) learn(loc stacindex.Location, info objread.ObjectInfo) {
+	c.mu.Lock()
+	if e, ok := c.entries[loc.ID()]; ok && e.info.ETag == info.ETag {
+		info.LastModified = e.info.LastModified
+	}
+	c.entries[loc.ID()] = statEntry{info: info, fetched: time.Now()}
+	c.mu.Unlock()
 }
 
 // forget drops a cached result (after the object changed).

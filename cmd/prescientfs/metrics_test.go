@@ -32,11 +32,11 @@ func (fakeStore) Stat(ctx context.Context, loc stacindex.Location) (objread.Obje
 	return objread.ObjectInfo{Size: 10}, nil
 }
 
-func (fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*objread.Body, error) {
 	if loc.Key == "missing" {
 		return nil, fmt.Errorf("GET s3://b/missing: %w", objread.ErrNotFound)
 	}
-	return io.NopCloser(strings.NewReader(strings.Repeat("x", int(n)))), nil
+	return &objread.Body{ReadCloser: io.NopCloser(strings.NewReader(strings.Repeat("x", int(n)))), Size: -1}, nil
 }
 
 func TestMeteredStore(t *testing.T) {

@@ -37,7 +37,7 @@ func (s meteredStore) Stat(ctx context.Context, loc stacindex.Location) (objread
 
 // GetRange implements objread.Store: the request is complete when its body
 // is read to the end or closed.
-func (s meteredStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (s meteredStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*objread.Body, error) {
 	start := time.Now()
 	body, err := s.next.GetRange(ctx, loc, off, n, etag)
 	if err != nil {
@@ -45,12 +45,13 @@ func (s meteredStore) GetRange(ctx context.Context, loc stacindex.Location, off,
 		s.m.objDuration.WithLabelValues("get").Observe(time.Since(start).Seconds())
 		return nil, err
 	}
-	return &meteredBody{ReadCloser: body, start: start, firstByte: func(d time.Duration) {
+	body.ReadCloser = &meteredBody{ReadCloser: body.ReadCloser, start: start, firstByte: func(d time.Duration) {
 		s.m.objFirstByte.WithLabelValues("get").Observe(d.Seconds())
 	}, done: func(d time.Duration, err error) {
 		s.m.objRequests.WithLabelValues("get", objectOutcome(err)).Inc()
 		s.m.objDuration.WithLabelValues("get").Observe(d.Seconds())
-	}}, nil
+	}}
+	return body, nil
 }
 
 // objectOutcome is the outcome label of an object request's error.

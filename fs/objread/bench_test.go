@@ -89,3 +89,75 @@ func BenchmarkRandom(b *testing.B) {
 		b.ReportMetric(float64(s.BytesFetched)/float64(b.N)/float64(MiB), "MiB-fetched/op")
 	})
 }
+
+// parallelDownload fetches obj with conc concurrent ranged GETs of part
+// bytes (the best a client does), into one buffer per worker.
+func parallelDownload(b *testing.B, f *fakeStore, obj Object, part int64, conc int) {
+	next := make(chan int64)
+	go func() {
+		for off := int64(0); off < obj.Size; off += part {
+			next <- off
+		}
+		close(next)
+	}()
+	errs := make(chan error, conc)
+	for range conc {
+		go func() {
+			buf := make([]byte, part)
+			for off := range next {
+				if _, err := ReadRange(context.Background(), f, obj, buf, off); err != nil && off+part < obj.Size {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conc {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkShapedSequential streams 256 MiB from a store shaped like S3
+// across a region (latency before each answer, a rate per connection), in
+// 1 MiB reads; "ratio" is against the best of 8 and 16 parallel 8 MiB
+// ranged GETs of the same object in the same run (target ≥ 0.9).
+func BenchmarkShapedSequential(b *testing.B) {
+	for _, shape := range []struct {
+		name    string
+		latency time.Duration
+		rate    int64
+	}{{"20ms-50MBps", 20 * time.Millisecond, 50e6}, {"50ms-25MBps", 50 * time.Millisecond, 25e6}} {
+		b.Run(shape.name, func(b *testing.B) {
+			f := newFakeStore()
+			f.latency, f.rate, f.chunk = shape.latency, shape.rate, 256<<10
+			obj := f.put("seq", 256*MiB, `"b"`)
+			best := time.Duration(1 << 62)
+			for _, conc := range []int{8, 16} {
+				t0 := time.Now()
+				parallelDownload(b, f, obj, 8*MiB, conc)
+				best = min(best, time.Since(t0))
+			}
+			b.SetBytes(obj.Size)
+			pf := NewPrefetcher(f, Config{}, nil, nil)
+			t0 := time.Now()
+			for b.Loop() {
+				r := pf.Open(obj)
+				p := make([]byte, MiB)
+				for off := int64(0); off < obj.Size; off += int64(len(p)) {
+					if _, err := r.ReadAt(context.Background(), p, off); err != nil {
+						b.Fatal(err)
+					}
+				}
+				r.Close()
+			}
+			per := time.Since(t0) / time.Duration(b.N)
+			b.ReportMetric(best.Seconds()/per.Seconds(), "ratio")
+			f.mu.Lock()
+			b.ReportMetric(float64(f.maxInflight), "max-inflight")
+			f.mu.Unlock()
+		})
+	}
+}

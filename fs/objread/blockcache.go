@@ -126,7 +126,7 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 	}
 	c.mu.Unlock()
 
-	c.startLoads(ctx, store, obj, mine, stats, rp)
+	c.startLoads(ctx, store, obj, mine, stats, rp, nil)
 
 	var done int
 	for i := first; i <= last; i++ {
@@ -152,24 +152,66 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 }
 
 // startLoads loads blocks (ascending) in the background as runs of
-// contiguous blocks, one GET each, detached from ctx's cancellation.
-func (c *BlockCache) startLoads(ctx context.Context, store Store, obj Object, blocks []int64, stats *Stats, rp Retry) {
+// contiguous blocks, one GET each, detached from ctx's cancellation. done,
+// if not nil, is called once they all ended.
+func (c *BlockCache) startLoads(ctx context.Context, store Store, obj Object, blocks []int64, stats *Stats, rp Retry, done func()) {
+	var wg sync.WaitGroup
 	for len(blocks) > 0 {
 		n := 1
 		for n < len(blocks) && blocks[n] == blocks[n-1]+1 {
 			n++
 		}
-		go c.load(context.WithoutCancel(ctx), store, obj, blocks[0], blocks[0]+int64(n), stats, rp)
+		wg.Add(1)
+		go func(from, to int64) {
+			defer wg.Done()
+			c.load(context.WithoutCancel(ctx), store, obj, from, to, stats, rp)
+		}(blocks[0], blocks[0]+int64(n))
 		blocks = blocks[n:]
+	}
+	if done != nil {
+		go func() {
+			wg.Wait()
+			done()
+		}()
 	}
 }
 
+// adopt loads the blocks of [off, end) of obj (off on a block boundary)
+// from body, a GET of those bytes already answered (a handle's first, see
+// handle.pin), as far as they are neither cached nor loading; the body is
+// closed once read or not needed. It does not wait for the bytes.
+func (c *BlockCache) adopt(ctx context.Context, store Store, obj Object, off, end int64, body *Body, stats *Stats, rp Retry) {
+	from := off / c.blockSize
+	to := from
+	c.mu.Lock()
+	for ; to*c.blockSize < end; to++ {
+		k := c.key(obj, to)
+		if c.items[k] != nil || c.loading[k] != nil {
+			break
+		}
+		c.loading[k] = &blockLoad{done: make(chan struct{})}
+	}
+	c.mu.Unlock()
+	if to == from {
+		_ = body.Close() // another load has these blocks
+		return
+	}
+	go c.fetch(context.WithoutCancel(ctx), store, obj, from, to, stats, rp, body)
+}
+
+// alignDown rounds off down to a block boundary.
+func (c *BlockCache) alignDown(off int64) int64 { return off / c.blockSize * c.blockSize }
+
 // Prefetch starts loading the blocks of [off, end) of obj that are neither
 // cached nor loading, without waiting for them; readers that come for
-// them meanwhile wait for these loads.
-func (c *BlockCache) Prefetch(ctx context.Context, store Store, obj Object, off, end int64, stats *Stats, rp Retry) {
+// them meanwhile wait for these loads. done, if not nil, is called once
+// the loads ended (at once when there are none).
+func (c *BlockCache) Prefetch(ctx context.Context, store Store, obj Object, off, end int64, stats *Stats, rp Retry, done func()) {
 	end = min(end, obj.Size)
 	if off >= end {
+		if done != nil {
+			done()
+		}
 		return
 	}
 	var mine []int64
@@ -183,7 +225,11 @@ func (c *BlockCache) Prefetch(ctx context.Context, store Store, obj Object, off,
 		mine = append(mine, i)
 	}
 	c.mu.Unlock()
-	c.startLoads(ctx, store, obj, mine, stats, rp)
+	if len(mine) == 0 && done != nil {
+		done()
+		return
+	}
+	c.startLoads(ctx, store, obj, mine, stats, rp, done)
 }
 
 func (c *BlockCache) key(obj Object, i int64) blockKey {
@@ -195,7 +241,7 @@ func (c *BlockCache) key(obj Object, i int64) blockKey {
 // run of contiguous missing blocks.
 func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry) {
 	if !c.diskOn(obj) {
-		c.fetch(ctx, store, obj, from, to, stats, rp)
+		c.fetch(ctx, store, obj, from, to, stats, rp, nil)
 		return
 	}
 	var runs [][2]int64 // of blocks missing on disk
@@ -212,9 +258,9 @@ func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to
 	}
 	for k, r := range runs {
 		if k < len(runs)-1 {
-			go c.fetch(ctx, store, obj, r[0], r[1], stats, rp)
+			go c.fetch(ctx, store, obj, r[0], r[1], stats, rp, nil)
 		} else {
-			c.fetch(ctx, store, obj, r[0], r[1], stats, rp)
+			c.fetch(ctx, store, obj, r[0], r[1], stats, rp, nil)
 		}
 	}
 }
@@ -224,9 +270,10 @@ func (c *BlockCache) blockLen(obj Object, i int64) int64 {
 	return min(c.blockSize, obj.Size-i*c.blockSize)
 }
 
-// fetch loads blocks [from, to) of obj from the store with one GET,
-// caches them (in memory now, on disk later) and wakes their waiters.
-func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry) {
+// fetch loads blocks [from, to) of obj from the store with one GET (or
+// from first, a body of their bytes already answered), caches them (in
+// memory now, on disk later) and wakes their waiters.
+func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry, first *Body) {
 	bufs := make([][]byte, 0, to-from)
 	for i := from; i < to; i++ {
 		bufs = append(bufs, make([]byte, c.blockLen(obj, i)))
@@ -253,7 +300,7 @@ func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, t
 		c.finish(obj, from+int64(done), bufs[done:n], nil)
 		done, doneEnd = n, end
 	}
-	err := fetchRange(ctx, store, obj, from*c.blockSize, bufs, publish, stats, rp)
+	err := fetchRangeFrom(ctx, store, obj, from*c.blockSize, bufs, publish, stats, rp, first)
 	if done < len(bufs) {
 		if err == nil {
 			err = fmt.Errorf("read %s: blocks %d-%d not filled: %w", obj.Loc, from+int64(done), to-1, io.ErrUnexpectedEOF)

@@ -8,10 +8,12 @@ const (
 
 // Defaults of Config, of the Budget and of the BlockCache.
 const (
-	// DefaultMemoryLimit bounds all handles' prefetch buffers together:
-	// four concurrent streams get a 32 MiB window each (four 8 MiB parts,
-	// enough for ~400 MB/s from S3), and with the block cache and Go's
-	// runtime the process stays near 200 MiB RSS.
+	// DefaultMemoryLimit bounds all handles' prefetch buffers (and tile
+	// prefetches in flight) together: one stream gets ~14 parts of 8 MiB
+	// in flight (enough for ~300 MB/s from a store 50 ms away that sends
+	// 25 MB/s per connection), four concurrent streams a 32 MiB window
+	// each, and with the block cache and Go's runtime the process stays
+	// near 200 MiB RSS.
 	DefaultMemoryLimit = 128 * MiB
 	// DefaultBlockSize is the block cache's unit and the rounding of random
 	// reads: the size of a typical COG tile and of one kernel FUSE read
@@ -34,11 +36,15 @@ type Config struct {
 	// before it counts as sequential and gets a prefetch stream. Kernel
 	// readahead around one random read stays below it.
 	SeqConfirm int64
-	// InitialWindow is a new stream's window; it doubles each time the
-	// reader enters a new part, up to MaxWindow.
+	// InitialWindow is the least window of a stream the budget presses:
+	// a refused part halves the window down to it; it doubles back each
+	// time the reader enters a new part, up to MaxWindow.
 	InitialWindow int64
 	// MaxWindow caps how far ahead of the reader a stream fetches.
 	MaxWindow int64
+	// FirstPart is the size of a new stream's parts; they double up to
+	// PartSize as the reader consumes them.
+	FirstPart int64
 	// PartSize is the size of one prefetch GET (the window is fetched as
 	// parallel parts of this size).
 	PartSize int64
@@ -57,18 +63,24 @@ type Config struct {
 	// Retry bounds every request: how long without progress before a
 	// read fails (the mount's --io-timeout), attempts and backoff.
 	Retry Retry
+	// Tiles parses tiled TIFFs' layouts for tile prefetch (default
+	// CogTiles); NoTiles turns tile prefetch off.
+	Tiles   TileParser
+	NoTiles bool
 }
 
-// DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, windows
-// from 2 MiB doubling to 64 MiB, 8 MiB parts, 4 parallel GETs per handle.
+// DefaultConfig returns the defaults: first read 1 MiB + 128 KiB, streams
+// of 16 parallel GETs per handle from the start, parts from 1 MiB doubling
+// to 8 MiB, a window of at most 128 MiB (the budget's share).
 func DefaultConfig() Config {
 	return Config{
 		FirstRead:     MiB + 128*KiB,
 		SeqConfirm:    512 * KiB,
 		InitialWindow: 2 * MiB,
-		MaxWindow:     64 * MiB,
+		MaxWindow:     128 * MiB,
+		FirstPart:     MiB,
 		PartSize:      8 * MiB,
-		Parallel:      4,
+		Parallel:      16,
 		KeepBehind:    MiB,
 		Slack:         MiB,
 		RandomAfter:   4,
@@ -88,6 +100,8 @@ func (c Config) withDefaults() Config {
 	set(&c.InitialWindow, d.InitialWindow)
 	set(&c.MaxWindow, d.MaxWindow)
 	set(&c.PartSize, d.PartSize)
+	set(&c.FirstPart, d.FirstPart)
+	c.FirstPart = min(c.FirstPart, c.PartSize)
 	set(&c.KeepBehind, d.KeepBehind)
 	set(&c.Slack, d.Slack)
 	if c.Parallel <= 0 {
@@ -97,6 +111,12 @@ func (c Config) withDefaults() Config {
 		c.RandomAfter = d.RandomAfter
 	}
 	c.Retry = c.Retry.withDefaults()
+	switch {
+	case c.NoTiles:
+		c.Tiles = nil
+	case c.Tiles == nil:
+		c.Tiles = CogTiles
+	}
 	if c.MaxWindow < c.InitialWindow {
 		c.MaxWindow = c.InitialWindow
 	}

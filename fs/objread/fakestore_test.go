@@ -33,11 +33,12 @@ func fakeBytes(p []byte, seed, off int64) {
 	}
 }
 
-// request is one GetRange the fake store served.
+// request is one GetRange (or, with head set, Stat) the fake store served.
 type request struct {
 	key    string
 	off, n int64
 	etag   string
+	head   bool
 }
 
 // fakeStore is an in-memory Store that records every request and can
@@ -46,6 +47,7 @@ type fakeStore struct {
 	mu          sync.Mutex
 	objs        map[string]fakeObj // guarded by mu; by location ID
 	reqs        []request          // guarded by mu
+	heads       []request          // guarded by mu; Stats
 	inflight    int                // guarded by mu; bodies not yet closed
 	maxInflight int                // guarded by mu
 
@@ -64,11 +66,36 @@ type fakeStore struct {
 	// bodyErr, if set, ends a short body (see short) with this error
 	// instead of io.EOF: a connection reset mid-body.
 	bodyErr error
+	// clip, if set, answers ranges past the object's end with its bytes
+	// up to the end, as S3 does; else they are an error (the read path
+	// must never ask for them once it knows the size).
+	clip bool
 }
 
 type fakeObj struct {
 	size, seed int64
 	etag       string
+	data       []byte // the content, when not nil (else the pattern)
+}
+
+// fill fills p with o's bytes at off.
+func (o fakeObj) fill(p []byte, off int64) {
+	if o.data != nil {
+		copy(p, o.data[off:])
+		return
+	}
+	fakeBytes(p, o.seed, off)
+}
+
+// putData adds or replaces an object with the given content.
+func (f *fakeStore) putData(name string, data []byte, etag string) Object {
+	obj := f.put(name, int64(len(data)), etag)
+	f.mu.Lock()
+	o := f.objs[obj.Loc.ID()]
+	o.data = data
+	f.objs[obj.Loc.ID()] = o
+	f.mu.Unlock()
+	return obj
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{objs: make(map[string]fakeObj)} }
@@ -89,8 +116,15 @@ func (f *fakeStore) want(obj Object, off, n int64) []byte {
 	f.mu.Unlock()
 	n = max(0, min(n, o.size-off))
 	b := make([]byte, n)
-	fakeBytes(b, o.seed, off)
+	o.fill(b, off)
 	return b
+}
+
+// stats returns the Stat calls (HEADs) served.
+func (f *fakeStore) stats() []request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]request(nil), f.heads...)
 }
 
 func (f *fakeStore) requests() []request {
@@ -102,6 +136,7 @@ func (f *fakeStore) requests() []request {
 func (f *fakeStore) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.heads = append(f.heads, request{key: loc.Key, head: true})
 	o, ok := f.objs[loc.ID()]
 	if !ok {
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", loc, ErrNotFound)
@@ -109,7 +144,7 @@ func (f *fakeStore) Stat(ctx context.Context, loc stacindex.Location) (ObjectInf
 	return ObjectInfo{Size: o.size, ETag: o.etag}, nil
 }
 
-func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*Body, error) {
 	f.mu.Lock()
 	o, ok := f.objs[loc.ID()]
 	f.reqs = append(f.reqs, request{key: loc.Key, off: off, n: n, etag: etag})
@@ -124,8 +159,15 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 		return nil, fmt.Errorf("read %s: %w", loc, ErrNotFound)
 	case etag != "" && etag != o.etag:
 		return nil, fmt.Errorf("read %s: %w", loc, ErrChanged)
-	case n <= 0 || off < 0 || off+n > o.size:
+	case off >= o.size && off >= 0:
+		return nil, fmt.Errorf("read %s: %w", loc, errBeyondEnd)
+	case n <= 0 || off < 0:
 		return nil, fmt.Errorf("read %s: bad range %d+%d of %d", loc, off, n, o.size)
+	case off+n > o.size:
+		if !f.clip {
+			return nil, fmt.Errorf("read %s: bad range %d+%d of %d", loc, off, n, o.size)
+		}
+		n = o.size - off // as S3 does
 	}
 	if f.fail != nil {
 		if err := f.fail(off, n); err != nil {
@@ -153,17 +195,17 @@ func (f *fakeStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 	if chunk <= 0 {
 		chunk = 32 << 10
 	}
-	body := &fakeBody{f: f, ctx: ctx, seed: o.seed, off: off, left: send, chunk: chunk}
+	body := &fakeBody{f: f, ctx: ctx, obj: o, off: off, left: send, chunk: chunk}
 	if send < n {
 		body.endErr = f.bodyErr
 	}
-	return body, nil
+	return &Body{ReadCloser: body, ETag: o.etag, Size: o.size}, nil
 }
 
 type fakeBody struct {
 	f      *fakeStore
 	ctx    context.Context
-	seed   int64
+	obj    fakeObj
 	off    int64
 	left   int64
 	chunk  int
@@ -185,7 +227,7 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 	if b.f.rate > 0 {
 		time.Sleep(time.Duration(n * int64(time.Second) / b.f.rate))
 	}
-	fakeBytes(p[:n], b.seed, b.off)
+	b.obj.fill(p[:n], b.off)
 	b.off += n
 	b.left -= n
 	return int(n), nil

@@ -21,6 +21,12 @@ import (
 // Final store errors (not found, denied, changed) are returned at once,
 // and context errors as is.
 func fetchRange(ctx context.Context, store Store, obj Object, off int64, bufs [][]byte, progress func(int), stats *Stats, rp Retry) error {
+	return fetchRangeFrom(ctx, store, obj, off, bufs, progress, stats, rp, nil)
+}
+
+// fetchRangeFrom is fetchRange whose first attempt reads first, a body
+// already opened at off (see openRange), when it is not nil.
+func fetchRangeFrom(ctx context.Context, store Store, obj Object, off int64, bufs [][]byte, progress func(int), stats *Stats, rp Retry, first *Body) error {
 	rp = rp.withDefaults()
 	var total int64
 	for _, b := range bufs {
@@ -49,10 +55,19 @@ func fetchRange(ctx context.Context, store Store, obj Object, off int64, bufs []
 			stats.Retries.Add(1)
 		}
 		attempts++
-		stats.Requests.Add(1)
 		w := newWatchdog(ctx, rp.Timeout-time.Since(last))
 		var n int64
-		body, err := store.GetRange(w.ctx, obj.Loc, off+got, total-got, obj.ETag)
+		body, err := first, error(nil)
+		if first == nil {
+			stats.Requests.Add(1)
+			body, err = store.GetRange(w.ctx, obj.Loc, off+got, total-got, obj.ETag)
+		} else {
+			// Opened on another context: stop it with this attempt's.
+			b := first
+			stop := context.AfterFunc(w.ctx, func() { _ = b.Close() }) // unblocks the read; its error is the one that counts
+			defer stop()
+			first = nil
+		}
 		if err == nil {
 			n, err = readBody(body, bufs, got, func(m int) {
 				last = time.Now()
@@ -119,4 +134,67 @@ func readBody(body io.Reader, bufs [][]byte, skip int64, progress func(int)) (in
 		}
 	}
 	return n, nil
+}
+
+// openRange sends the first GET of an object whose version is not pinned
+// (obj.ETag empty): bytes [off, off+n), unconditional, retried like
+// fetchRange until a response arrives. The body tells the version (ETag)
+// and the object's true size; the caller reads it, with fetchRangeFrom,
+// using If-Match for any resumed attempt.
+func openRange(ctx context.Context, store Store, obj Object, off, n int64, stats *Stats, rp Retry) (*Body, error) {
+	rp = rp.withDefaults()
+	start := time.Now()
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			d := max(rp.backoff(attempt-1), retryAfterOf(lastErr))
+			if attempt >= rp.MaxAttempts || time.Since(start)+d >= rp.Timeout {
+				return nil, fmt.Errorf("read %s bytes %d-%d: %w", obj.Loc, off, off+n-1, giveUp(lastErr, attempt, time.Since(start)))
+			}
+			if err := sleep(ctx, d); err != nil {
+				return nil, err
+			}
+			stats.Retries.Add(1)
+		}
+		stats.Requests.Add(1)
+		// The body outlives this call, so its request runs on a context
+		// of its own: cancelled with ctx or when no answer comes within
+		// the timeout, and after that only when the body is closed.
+		bctx, bcancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		timer := time.AfterFunc(rp.Timeout-time.Since(start), func() { bcancel(errStalled) })
+		unhook := context.AfterFunc(ctx, func() { bcancel(context.Canceled) })
+		body, err := store.GetRange(bctx, obj.Loc, off, n, "")
+		timer.Stop()
+		unhook()
+		stalled := context.Cause(bctx) == errStalled
+		if err == nil && bctx.Err() == nil {
+			body.ReadCloser = &cancelOnClose{ReadCloser: body.ReadCloser, cancel: func() { bcancel(nil) }}
+			return body, nil
+		}
+		if err == nil {
+			_ = body.Close() // an answer that came too late: nothing to keep
+		}
+		bcancel(nil)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case stalled:
+			err = fmt.Errorf("%w (nothing for %v)", ErrTimeout, rp.Timeout)
+		case !Retryable(err):
+			return nil, err
+		}
+		lastErr = err
+	}
+}
+
+// cancelOnClose ends a body's request context when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }

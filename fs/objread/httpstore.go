@@ -49,7 +49,7 @@ func (h *HTTPStore) Stat(ctx context.Context, loc stacindex.Location) (ObjectInf
 }
 
 // GetRange implements Store.
-func (h *HTTPStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (h *HTTPStore) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*Body, error) {
 	resp, err := h.do(ctx, http.MethodGet, loc, fmt.Sprintf("bytes=%d-%d", off, off+n-1), etag)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", loc, err)
@@ -58,18 +58,20 @@ func (h *HTTPStore) GetRange(ctx context.Context, loc stacindex.Location, off, n
 		_ = resp.Body.Close()
 		return nil, err
 	}
+	b := &Body{ReadCloser: resp.Body, ETag: resp.Header.Get("ETag"), Size: totalFromContentRange(resp.Header.Get("Content-Range"))}
 	if resp.StatusCode == http.StatusOK {
 		// The server ignored Range: skip to off and stop after n bytes.
+		b.Size = resp.ContentLength
 		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
 			_ = resp.Body.Close()
 			return nil, fmt.Errorf("read %s: skipping to offset %d: %w", loc, off, err)
 		}
-		return struct {
+		b.ReadCloser = struct {
 			io.Reader
 			io.Closer
-		}{io.LimitReader(resp.Body, n), resp.Body}, nil
+		}{io.LimitReader(resp.Body, n), resp.Body}
 	}
-	return resp.Body, nil
+	return b, nil
 }
 
 func (h *HTTPStore) do(ctx context.Context, method string, loc stacindex.Location, rng, etag string) (*http.Response, error) {
@@ -100,6 +102,8 @@ func httpStatusError(op string, loc stacindex.Location, resp *http.Response) err
 		return fmt.Errorf("%s %s: %w (HTTP %d)", op, loc, ErrDenied, resp.StatusCode)
 	case resp.StatusCode == http.StatusPreconditionFailed:
 		return fmt.Errorf("%s %s: %w", op, loc, ErrChanged)
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("%s %s: %w", op, loc, errBeyondEnd)
 	}
 	return &StatusError{Op: op, Loc: loc.String(), Code: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 }

@@ -1,10 +1,3 @@
-// Package objread is the read path of prescientfs: it turns reads at byte
-// offsets of an open file into ranged requests against an object store.
-//
-// A Store fetches byte ranges of remote objects (S3 or plain HTTP). An
-// Opener turns an (object, version) pair into a per-handle Reader. The
-// FUSE layer only copies the bytes a Reader hands back, which is what makes
-// this package testable without a kernel.
 package objread
 
 import (
@@ -26,6 +19,9 @@ var (
 	// ErrChanged: the object no longer matches the ETag pinned at open
 	// (412 Precondition Failed).
 	ErrChanged = errors.New("object changed since it was opened")
+	// errBeyondEnd: a range starting at or past the object's end (416);
+	// only a handle's first GET, sized from the catalog, can ask for one.
+	errBeyondEnd = errors.New("range beyond the object's end")
 )
 
 // ObjectInfo is what a Stat (HEAD) reports.
@@ -39,19 +35,45 @@ type ObjectInfo struct {
 type Store interface {
 	// Stat returns the object's size, ETag and modification time.
 	Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, error)
-	// GetRange returns a body with bytes [off, off+n) of the object. When
-	// etag is not empty the request is conditional (If-Match) and fails
-	// with ErrChanged if the object changed. The caller closes the body.
-	// A body shorter than asked (before the object's end) is an error the
-	// caller must detect: never pass a short body off as EOF.
-	GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error)
+	// GetRange returns a body with bytes [off, off+n) of the object (fewer
+	// when the object ends sooner), and the version that answered: its
+	// ETag and total size. When etag is not empty the request is
+	// conditional (If-Match) and fails with ErrChanged if the object
+	// changed. The caller closes the body. A body shorter than asked
+	// (before the object's end) is an error the caller must detect: never
+	// pass a short body off as EOF.
+	GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*Body, error)
+}
+
+// Body is the answer to a ranged GET: the bytes, and the version of the
+// object they belong to, so that the first GET of a handle can pin the
+// version without a HEAD before it.
+type Body struct {
+	io.ReadCloser
+	// ETag of the object that answered, quotes included; empty if the
+	// store sent none.
+	ETag string
+	// Size is the object's total size (from Content-Range), or -1 when
+	// the store did not say.
+	Size int64
 }
 
 // Object identifies one immutable version of a remote object.
+//
+// An Object with an empty ETag is not pinned yet: the Prefetcher's first
+// GET for it learns the ETag (and the true size) from the response and
+// sends If-Match from then on. Objects whose store sends no ETag are read
+// unconditionally.
 type Object struct {
 	Loc  stacindex.Location
-	Size int64
-	ETag string // empty when unknown: reads are then unconditional
+	Size int64  // from the catalog (file:size) or a HEAD; the first GET corrects it
+	ETag string // empty when unknown
+}
+
+// Versioned is implemented by Readers that learn their object's version
+// from their first GET: Version returns it once known.
+type Versioned interface {
+	Version() (obj Object, ok bool)
 }
 
 // Reader reads one open handle's object. Implementations are safe for

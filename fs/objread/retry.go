@@ -76,7 +76,7 @@ func Retryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDenied), errors.Is(err, ErrChanged),
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDenied), errors.Is(err, ErrChanged), errors.Is(err, errBeyondEnd),
 		errors.Is(err, stacindex.ErrUnsupportedHref), creds.IsAuthError(err):
 		return false
 	}

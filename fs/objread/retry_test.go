@@ -96,7 +96,7 @@ func TestDeadStoreTimesOut(t *testing.T) {
 		}
 		return err
 	}
-	for _, off := range []int64{40 * MiB, 20 * MiB} { // random reads
+	for _, off := range []int64{44 * MiB, 30 * MiB} { // random reads, beyond the stream's window
 		if check(off) == nil {
 			t.Errorf("read at %d from a dead store succeeded", off)
 		}

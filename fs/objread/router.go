@@ -3,7 +3,6 @@ package objread
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/prescient/prescientfs/stacindex"
 )
@@ -36,7 +35,7 @@ func (r Router) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, e
 }
 
 // GetRange implements Store.
-func (r Router) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (r Router) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*Body, error) {
 	s, err := r.pick(loc)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,7 +44,7 @@ func (s *S3Store) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo,
 }
 
 // GetRange implements Store with a ranged GetObject.
-func (s *S3Store) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (io.ReadCloser, error) {
+func (s *S3Store) GetRange(ctx context.Context, loc stacindex.Location, off, n int64, etag string) (*Body, error) {
 	in := &s3.GetObjectInput{
 		Bucket: &loc.Bucket,
 		Key:    &loc.Key,
@@ -63,7 +62,11 @@ func (s *S3Store) GetRange(ctx context.Context, loc stacindex.Location, off, n i
 	if err != nil {
 		return nil, s3Error("read", loc, err)
 	}
-	return out.Body, nil
+	size := totalFromContentRange(aws.ToString(out.ContentRange))
+	if out.ContentRange == nil && out.ContentLength != nil {
+		size = *out.ContentLength // a whole-object answer
+	}
+	return &Body{ReadCloser: out.Body, ETag: aws.ToString(out.ETag), Size: size}, nil
 }
 
 // retryStale runs op, and once more after invalidating the credentials
@@ -119,6 +122,8 @@ func classifyS3(err error) error {
 			return ErrNotFound
 		case "PreconditionFailed":
 			return ErrChanged
+		case "InvalidRange":
+			return errBeyondEnd
 		case "AccessDenied", "Forbidden", "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "SignatureDoesNotMatch":
 			return ErrDenied
 		}
@@ -130,6 +135,8 @@ func classifyS3(err error) error {
 			return ErrNotFound
 		case http.StatusPreconditionFailed:
 			return ErrChanged
+		case http.StatusRequestedRangeNotSatisfiable:
+			return errBeyondEnd
 		case http.StatusForbidden, http.StatusUnauthorized:
 			return ErrDenied
 		}

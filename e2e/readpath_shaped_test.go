@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prescient/prescientfs/e2e/internal/fixtures"
+	"github.com/prescient/prescientfs/stacindex"
+)
+
+// TestReadPathShaped reads through a proxy shaped like S3 across a region
+// (20 ms before every request, 50 MB/s per connection), as a user of a
+// real bucket would: the first 64 KiB of never-opened files (one request
+// each: the catalog gives file:size, so open sends no HEAD), a big object
+// front to back, cold 64 KiB reads, and GDAL windows of a COG. Every byte
+// is checked against the object.
+func TestReadPathShaped(t *testing.T) {
+	if _, err := exec.LookPath("gdal_translate"); err != nil {
+		t.Skip("needs GDAL")
+	}
+	fs := newFaultStack(t, fixtures.Options{BigObjectSize: 96 << 20, BigCOGSide: 4096, LargeItems: -1})
+	it := fs.cat.Collection(fixtures.BenchCollection).Items[0]
+	cog := *it.Asset("visual")
+	cogRel := []string{fixtures.BenchCollection, it.ID, stacindex.AssetFileName("visual", cog.Href, fixtures.COGType)}
+	fs.s3.SetLatency(20 * time.Millisecond)
+	fs.s3.SetRate(50e6)
+	m := fs.mount(t)
+
+	t.Run("FirstReadOneRequest", func(t *testing.T) {
+		for _, c := range []struct {
+			rel []string
+			key string
+		}{{fs.bigRel, fs.big.ObjectKey}, {cogRel, cog.ObjectKey}} {
+			before := fs.s3.Requests.Load()
+			start := time.Now()
+			f, err := os.Open(m.path(c.rel...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64<<10)
+			n, err := f.ReadAt(buf, 0)
+			took := time.Since(start)
+			f.Close()
+			if err != nil || n != len(buf) {
+				t.Fatalf("%s: first read: %d bytes, %v", c.key, n, err)
+			}
+			if reqs := fs.s3.Requests.Load() - before; reqs != 1 {
+				t.Errorf("%s: open, first 64 KiB read, close sent %d requests to S3, want 1 (a ranged GET, no HEAD)", c.key, reqs)
+			}
+			if !bytes.Equal(buf, fs.want(t, c.key, 0, int64(len(buf)))) {
+				t.Errorf("%s: first 64 KiB: wrong bytes", c.key)
+			}
+			t.Logf("%s: first 64 KiB in %v", c.key, took.Round(time.Millisecond))
+		}
+	})
+
+	t.Run("Sequential", func(t *testing.T) {
+		start := time.Now()
+		sum, err := readAsset(m.path(fs.bigRel...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if sum != fs.big.SHA256 {
+			t.Fatalf("sequential read: sha256 %s, want %s", sum, fs.big.SHA256)
+		}
+		t.Logf("sequential %d MiB in %v: %.0f MiB/s; %v", fs.big.Size>>20, took.Round(time.Millisecond), float64(fs.big.Size)/(1<<20)/took.Seconds(), readStats(t, m))
+	})
+
+	t.Run("ColdReads", func(t *testing.T) {
+		rnd := rand.New(rand.NewPCG(11, 12))
+		for range 8 {
+			off := rnd.Int64N(fs.big.Size - 64<<10)
+			f, err := os.Open(m.path(fs.bigRel...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropCache(f)
+			buf := make([]byte, 64<<10)
+			n, err := f.ReadAt(buf, off)
+			f.Close()
+			if err != nil || n != len(buf) {
+				t.Fatalf("read %d+64 KiB: %d bytes, %v", off, n, err)
+			}
+			if !bytes.Equal(buf, fs.want(t, fs.big.ObjectKey, off, int64(len(buf)))) {
+				t.Fatalf("read %d+64 KiB: wrong bytes", off)
+			}
+		}
+	})
+
+	t.Run("GDALWindows", func(t *testing.T) {
+		dir := t.TempDir()
+		for i, win := range [][2]int{{0, 0}, {1536, 1024}, {3000, 2900}} {
+			x, y := strconv.Itoa(win[0]), strconv.Itoa(win[1])
+			got, want := filepath.Join(dir, "got"+strconv.Itoa(i)+".tif"), filepath.Join(dir, "want"+strconv.Itoa(i)+".tif")
+			start := time.Now()
+			if out, err := exec.Command("gdal_translate", "-q", "-srcwin", x, y, "1024", "1024", m.path(cogRel...), got).CombinedOutput(); err != nil {
+				t.Fatalf("gdal_translate of the mounted COG: %v: %s", err, out)
+			}
+			took := time.Since(start)
+			if out, err := exec.Command("gdal_translate", "-q", "-srcwin", x, y, "1024", "1024", cog.Path, want).CombinedOutput(); err != nil {
+				t.Fatalf("gdal_translate of the local COG: %v: %s", err, out)
+			}
+			g, err1 := os.ReadFile(got)
+			w, err2 := os.ReadFile(want)
+			if err1 != nil || err2 != nil || !bytes.Equal(g, w) {
+				t.Fatalf("window %v: the mounted COG's output differs from the local file's (%v, %v)", win, err1, err2)
+			}
+			t.Logf("window %v in %v", win, took.Round(time.Millisecond))
+		}
+		s := readStats(t, m)
+		if s["tiled_objects"] != 1 || s["tile_prefetches"] == 0 {
+			t.Errorf("stats %v: want the COG's layout parsed once and tiles prefetched", s)
+		}
+	})
+}
