@@ -133,6 +133,13 @@ func (f *fakeStore) requests() []request {
 	return append([]request(nil), f.reqs...)
 }
 
+// bodiesOpen returns the number of bodies served and not yet closed.
+func (f *fakeStore) bodiesOpen() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inflight
+}
+
 func (f *fakeStore) Stat(ctx context.Context, loc stacindex.Location) (ObjectInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
