@@ -24,17 +24,33 @@ func newRetryTest(f *fakeStore, rp Retry) *Prefetcher {
 // TestResetMidBodyResumes breaks every range's first body with a
 // connection reset: reads are right and each retry resumes at the offset
 // the broken body reached.
+//
+// The fake store pairs a retry with its broken body by both ends of the
+// range: a request is served whole only if it is exactly the resume of a
+// body broken before (from where that body stopped to its end); any other
+// request is broken in turn. (Pairing by the end alone mistook another
+// load ending at the same offset, common with 128 KiB reads in 1 MiB
+// parts, for a retry.) So a retry that starts anywhere else never
+// completes and the reads fail.
 func TestResetMidBodyResumes(t *testing.T) {
 	f := newFakeStore()
+	type span struct{ off, end int64 }
 	var mu sync.Mutex
-	seen := map[int64]bool{}
+	resumes := map[span]int{} // the resumes broken bodies are owed
+	broken, resumed := 0, 0
 	f.short = func(off, n int64) int64 {
 		mu.Lock()
 		defer mu.Unlock()
-		if seen[off+n] || n < 1000 {
+		if k := (span{off, off + n}); resumes[k] > 0 {
+			resumes[k]--
+			resumed++
 			return n
 		}
-		seen[off+n] = true
+		if n < 1000 {
+			return n
+		}
+		resumes[span{off + n/3, off + n}]++
+		broken++
 		return n / 3
 	}
 	f.bodyErr = syscall.ECONNRESET
@@ -45,22 +61,11 @@ func TestResetMidBodyResumes(t *testing.T) {
 	for off := int64(0); off < obj.Size; off += 128 * KiB {
 		readAt(t, f, r, obj, off, 128*KiB)
 	}
-	reqs := f.requests()
-	ends := map[int64][]request{}
-	for _, q := range reqs {
-		ends[q.off+q.n] = append(ends[q.off+q.n], q)
-	}
-	resumed := 0
-	for _, qs := range ends {
-		if len(qs) == 2 {
-			if first, second := qs[0], qs[1]; second.off != first.off+first.n/3 {
-				t.Errorf("retry of %+v asked %+v, want a resume at %d", first, second, first.off+first.n/3)
-			}
-			resumed++
-		}
-	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d bodies broken, %d resumed, %d requests", broken, resumed, len(f.requests()))
 	if resumed == 0 {
-		t.Errorf("no resumed requests in %v", reqs)
+		t.Errorf("no resumed requests in %v", f.requests())
 	}
 }
 
