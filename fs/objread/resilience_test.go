@@ -173,24 +173,52 @@ func TestShortBodyTwiceIsError(t *testing.T) {
 }
 
 // TestCancelDoesNotPoisonPart cancels one reader waiting on a part in
-// flight; another reader of the same bytes still gets them.
+// flight; another reader of the same bytes still gets them, from the same
+// GET.
+//
+// The store holds the GETs back until the cancelled reader has given up
+// (with latency alone, a loaded machine let the bytes arrive within the
+// reader's deadline, and a shared load end before the second reader came).
 func TestCancelDoesNotPoisonPart(t *testing.T) {
 	f := newFakeStore()
-	f.latency = 30 * time.Millisecond
-	obj := f.put("cancel", 64*MiB, "")
+	first := DefaultConfig().FirstRead
+	const shared = 50 * MiB // the block cache load two handles share
+	partGate, cacheGate := make(chan struct{}), make(chan struct{})
+	cacheAsked := make(chan struct{}, 1)
+	f.gate = func(ctx context.Context, off, n int64) error {
+		g := partGate
+		switch {
+		case off < first:
+			return nil
+		case off >= shared:
+			g = cacheGate
+			select {
+			case cacheAsked <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-g:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	obj := f.put("cancel", 64*MiB, `"c"`) // an ETag: handles send no pinning GET of their own
 	pf := newTest(f, nil)
 	r := pf.Open(obj)
 	defer r.Close()
-	for off := int64(0); off < DefaultConfig().FirstRead; off += 128 * KiB {
+	for off := int64(0); off < first; off += 128 * KiB {
 		readAt(t, f, r, obj, off, 128*KiB)
 	}
 	// This read starts the stream, and gives up before its part arrives.
-	off := DefaultConfig().FirstRead
+	off := first
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
 	if _, err := r.ReadAt(ctx, make([]byte, 128*KiB), off); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("read with a short deadline: %v", err)
 	}
+	close(partGate)
 	readAt(t, f, r, obj, off, 128*KiB)
 	readAt(t, f, r, obj, off+128*KiB, 128*KiB)
 	for _, q := range f.requests()[1:] {
@@ -198,21 +226,34 @@ func TestCancelDoesNotPoisonPart(t *testing.T) {
 			t.Errorf("request %+v: the cancelled read's part was fetched again", q)
 		}
 	}
-	// Same for a block cache load shared by two handles.
+	// Same for a block cache load shared by two handles: r1 starts it and
+	// gives up, r2 joins it while it is still held back.
 	r1, r2 := pf.Open(obj), pf.Open(obj)
 	defer r1.Close()
 	defer r2.Close()
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
-	done := make(chan error)
-	go func() {
-		_, err := r1.ReadAt(ctx, make([]byte, 64*KiB), 50*MiB)
-		done <- err
-	}()
-	time.Sleep(time.Millisecond)
-	readAt(t, f, r2, obj, 50*MiB, 64*KiB)
-	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := r1.ReadAt(ctx, make([]byte, 64*KiB), shared); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("cancelled cache read: %v", err)
+	}
+	<-cacheAsked // r1's load is in flight
+	misses := pf.Stats().Snapshot().CacheMisses
+	go func() {
+		// Release the load once r2 waits for it.
+		for pf.Stats().Snapshot().CacheMisses == misses {
+			time.Sleep(time.Millisecond)
+		}
+		close(cacheGate)
+	}()
+	readAt(t, f, r2, obj, shared, 64*KiB)
+	n := 0
+	for _, q := range f.requests() {
+		if q.off >= shared {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d requests for the shared block, want 1: the cancelled reader's load was not shared", n)
 	}
 }
 
