@@ -179,6 +179,11 @@ func retryWithNewToken(err error) bool {
 		switch ae.ErrorCode() {
 		case "ExpiredTokenException", "ExpiredToken", "InvalidIdentityToken", "InvalidIdentityTokenException":
 			return true
+		case "InvalidParameterValue":
+			// MinIO's STS: "Token is expired". A token handed out with
+			// a little life left can expire on its way (a slow or loaded
+			// client); a new one fixes that.
+			return strings.Contains(strings.ToLower(ae.ErrorMessage()), "expired")
 		}
 	}
 	return false

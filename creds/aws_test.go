@@ -78,6 +78,21 @@ func TestWebIdentityProvider(t *testing.T) {
 		t.Errorf("retry used %s, want a new token", got)
 	}
 
+	// MinIO's STS says so as InvalidParameterValue: the same.
+	fs.errs = []error{&smithy.GenericAPIError{Code: "InvalidParameterValue", Message: "Token is expired"}}
+	clock.Advance(2 * time.Minute)
+	if _, err := p.Retrieve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(fs.inputs[5].WebIdentityToken); got != "token-3" {
+		t.Errorf("retry after MinIO's expired-token answer used %s, want a new token", got)
+	}
+	// Another invalid parameter is no token problem: no retry.
+	fs.errs = []error{&smithy.GenericAPIError{Code: "InvalidParameterValue", Message: "RoleARN is not defined"}}
+	if _, err := p.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "RoleARN is not defined") {
+		t.Errorf("an invalid role: %v", err)
+	}
+
 	// Role refused: a typed error.
 	fs.errs = []error{&smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized"}}
 	if _, err := p.Retrieve(context.Background()); !errors.Is(err, ErrCredentialsRejected) {
