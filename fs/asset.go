@@ -82,13 +82,15 @@ func (a *assetFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse
 // at once; with the size from the catalog (file:size) the handle's first
 // GET pins the version (see objread.Versioned). Only an object whose size
 // is unknown costs a HEAD, and getattr has made it already (lookup needs
-// the size before open), so open finds it cached.
+// the size before open), so open finds it cached; and with a disk cache
+// (VersionAtOpen) open sends the HEAD, so its blocks can answer the first
+// read.
 func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
 	info, ok := a.fs.stats.cached(a.asset.Loc)
-	if !ok && a.asset.Size >= 0 {
+	if !ok && a.asset.Size >= 0 && !a.fs.VersionAtOpen {
 		obj := objread.Object{Loc: a.asset.Loc, Size: a.asset.Size}
 		return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.cacheFlags(""), 0
 	}

@@ -55,6 +55,13 @@ type Config struct {
 	// Stats, when set, is served as MOUNT/.prescientfs-stats (not listed:
 	// catalog names never start with a dot, so it cannot collide).
 	Stats func() []byte
+	// VersionAtOpen makes open learn the object's version (a HEAD, kept
+	// for TTL) even when the catalog gives the size, instead of leaving it
+	// to the first GET. Set with a disk cache: its blocks are keyed by
+	// version, so a mount that knows the version before the first read
+	// serves it from disk with no GET (one small HEAD per object per TTL
+	// instead of 1 MiB of header again on every new mount).
+	VersionAtOpen bool
 }
 
 // StatsFile is the hidden file in the root with the read path's counters.

@@ -39,6 +39,9 @@ type wiring struct {
 	logStats  func(*slog.Logger)
 	statsJSON func() []byte
 	metrics   *mountMetrics // served with --metrics-addr
+	// versionAtOpen: --cache-dir is on, whose blocks are keyed by the
+	// object's version (see fs.Config.VersionAtOpen).
+	versionAtOpen bool
 }
 
 // catalogAuth is how the catalog and buckets are reached: anonymous or
@@ -116,10 +119,11 @@ func wireAuth(ctx context.Context, c *cli.Context, log *slog.Logger, auth *catal
 		metrics.credentials(auth.credStats, auth.credExpiry)
 	}
 	w := &wiring{
-		client:   client,
-		resolver: stacindex.Resolver{S3Endpoint: s3Endpoint},
-		store:    store,
-		opener:   pf,
+		client:        client,
+		resolver:      stacindex.Resolver{S3Endpoint: s3Endpoint},
+		store:         store,
+		opener:        pf,
+		versionAtOpen: disk != nil,
 		close: func() {
 			if disk != nil {
 				_ = disk.Close() // returns nil: it waits for its writer, then gives up
@@ -346,13 +350,14 @@ func newFSConfig(ctx context.Context, c *cli.Context, w *wiring, log *slog.Logge
 		}
 	}
 	return fs.Config{
-		Tree:   tree,
-		Store:  w.store,
-		Opener: w.opener,
-		TTL:    c.Duration("metadata-ttl"),
-		Log:    log,
-		UID:    uint32(os.Getuid()), // #nosec G115 -- the kernel's uid_t is 32 bits
-		GID:    uint32(os.Getgid()), // #nosec G115 -- the kernel's gid_t is 32 bits
-		Stats:  w.statsJSON,
+		Tree:          tree,
+		Store:         w.store,
+		Opener:        w.opener,
+		TTL:           c.Duration("metadata-ttl"),
+		Log:           log,
+		UID:           uint32(os.Getuid()), // #nosec G115 -- the kernel's uid_t is 32 bits
+		GID:           uint32(os.Getgid()), // #nosec G115 -- the kernel's gid_t is 32 bits
+		Stats:         w.statsJSON,
+		VersionAtOpen: w.versionAtOpen,
 	}, closeIndex, nil
 }
