@@ -108,7 +108,7 @@ func newAuthStack(t *testing.T, o authStackOptions) *authStack {
 	}
 	// The IdP must be up before MinIO starts: MinIO reads its discovery
 	// document once, at start, and runs without OpenID if that fails.
-	a.minio = minio.StartT(t, minio.Options{Dir: filepath.Join(dir, "minio"), Env: a.idp.MinIOEnv(idp.DefaultPolicy), CertsDir: certs})
+	a.minio = minio.StartT(t, minio.Options{Dir: filepath.Join(dir, "minio"), Env: a.idp.MinIOEnv(idp.DefaultPolicy), CertsDir: certs, STSRole: a.idp.RoleARN()})
 
 	sts := httptest.NewServer(a.stsRecorder())
 	t.Cleanup(sts.Close)

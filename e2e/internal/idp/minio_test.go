@@ -38,7 +38,7 @@ func startSTSStack(t *testing.T, lifetime time.Duration) *stsStack {
 	}
 	// The IdP must be up before MinIO starts: MinIO reads the discovery
 	// document once, at start, and silently runs without OpenID otherwise.
-	m := minio.StartT(t, minio.Options{Env: s.MinIOEnv(idp.DefaultPolicy), CertsDir: certs})
+	m := minio.StartT(t, minio.Options{Env: s.MinIOEnv(idp.DefaultPolicy), CertsDir: certs, STSRole: s.RoleARN()})
 	st := &stsStack{idp: s, minio: m, bucket: "assets", key: "scene/B01.tif", data: bytes.Repeat([]byte("prescient"), 1000)}
 	ctx := context.Background()
 	root := m.Client()

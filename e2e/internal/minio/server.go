@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,6 +40,11 @@ type Options struct {
 	CertsDir string
 	// Logger receives the server's stdout and stderr; discarded when nil.
 	Logger io.Writer
+	// STSRole, when set, is an OpenID role (MINIO_IDENTITY_OPENID_ROLE_POLICY)
+	// Start and Restart also wait for: MinIO answers its liveness check
+	// 1-2 s before its STS knows the role, and an AssumeRoleWithWebIdentity
+	// meanwhile fails with "RoleARN ... is not defined".
+	STSRole string
 }
 
 // Server is a running (or stopped) MinIO process. Its methods are safe for
@@ -155,7 +163,52 @@ func (s *Server) start(ctx context.Context) error {
 		s.Kill()
 		return err
 	}
+	if s.opts.STSRole != "" {
+		if err := s.waitRole(ctx, done); err != nil {
+			s.Kill()
+			return err
+		}
+	}
 	return nil
+}
+
+// waitRole polls STS with a token that is no token until the answer is no
+// longer "RoleARN ... is not defined" (a refused token means the role is
+// known), the process exits, ctx ends or readyTimeout passes.
+func (s *Server) waitRole(ctx context.Context, done <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	hc := s.httpClient()
+	hc.Timeout = time.Second
+	form := url.Values{
+		"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"},
+		"RoleArn": {s.opts.STSRole}, "WebIdentityToken": {"not-a-token"},
+	}.Encode()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Endpoint+"/", strings.NewReader(form))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, err := hc.Do(req); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+			last = string(body)
+			if !strings.Contains(last, "is not defined") {
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%w; last output:\n%s", errExited, s.tail.String())
+		case <-ctx.Done():
+			return fmt.Errorf("minio: STS does not know role %s after %v: %w; last answer: %s", s.opts.STSRole, readyTimeout, ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
 }
 
 // waitReady polls the liveness endpoint until it answers 200, the process
