@@ -126,7 +126,7 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 	}
 	c.mu.Unlock()
 
-	c.startLoads(ctx, store, obj, mine, 0, stats, rp, nil)
+	c.startLoads(ctx, store, obj, mine, stats, rp, nil)
 
 	var done int
 	for i := first; i <= last; i++ {
@@ -152,17 +152,13 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 }
 
 // startLoads loads blocks (ascending) in the background as runs of
-// contiguous blocks, one GET each of at most most blocks (0: any number),
-// all at once, detached from ctx's cancellation. done, if not nil, is
-// called once they all ended.
-func (c *BlockCache) startLoads(ctx context.Context, store Store, obj Object, blocks []int64, most int, stats *Stats, rp Retry, done func()) {
+// contiguous blocks, one GET each, detached from ctx's cancellation. done,
+// if not nil, is called once they all ended.
+func (c *BlockCache) startLoads(ctx context.Context, store Store, obj Object, blocks []int64, stats *Stats, rp Retry, done func()) {
 	var wg sync.WaitGroup
-	if most <= 0 {
-		most = len(blocks)
-	}
 	for len(blocks) > 0 {
 		n := 1
-		for n < len(blocks) && n < most && blocks[n] == blocks[n-1]+1 {
+		for n < len(blocks) && blocks[n] == blocks[n-1]+1 {
 			n++
 		}
 		wg.Add(1)
@@ -203,15 +199,6 @@ func (c *BlockCache) adopt(ctx context.Context, store Store, obj Object, off, en
 	go c.fetch(context.WithoutCancel(ctx), store, obj, from, to, stats, rp, body)
 }
 
-// maxLoad bounds one GET of a prefetch into the block cache (tiles, a
-// predicted run): a long run goes out as parallel GETs, as a store
-// streams 25-90 MB/s a connection: a 4 MiB row of tiles 20 ms away takes
-// 104 ms as one GET and 41 ms as four (GDAL's /vsis3/ fetches a window's
-// rows in parallel too). 1 MiB is the kernel's largest read, which then
-// waits for one GET at most. A read's own load stays one GET (a header
-// and the readahead after it).
-const maxLoad = MiB
-
 // alignDown rounds off down to a block boundary.
 func (c *BlockCache) alignDown(off int64) int64 { return off / c.blockSize * c.blockSize }
 
@@ -242,7 +229,7 @@ func (c *BlockCache) Prefetch(ctx context.Context, store Store, obj Object, off,
 		done()
 		return
 	}
-	c.startLoads(ctx, store, obj, mine, int(max(1, maxLoad/c.blockSize)), stats, rp, done)
+	c.startLoads(ctx, store, obj, mine, stats, rp, done)
 }
 
 func (c *BlockCache) key(obj Object, i int64) blockKey {
