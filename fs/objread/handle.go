@@ -212,11 +212,7 @@ func (h *handle) pin(ctx context.Context, obj Object, off, n int64) (Object, boo
 	}
 	pf := h.pf
 	from, to := pf.cache.alignDown(off), firstLoad(off, off+n, &pf.cfg, pf.cache.BlockSize(), obj.Size)
-	sent := time.Now()
 	body, err := openRange(ctx, pf.store, obj, from, to-from, pf.stats, pf.cfg.Retry)
-	if err == nil {
-		pf.noteFirstByte(time.Since(sent))
-	}
 	if errors.Is(err, errBeyondEnd) {
 		// The object is shorter than the catalog says: ask its size.
 		info, err := pf.store.Stat(ctx, obj.Loc)

@@ -46,13 +46,6 @@ func (pt *part) failed() bool {
 	return pt.done && pt.err != nil
 }
 
-// complete reports whether all of the part's bytes are in.
-func (pt *part) complete() bool {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return int64(pt.filled) >= pt.n
-}
-
 // progress records n more bytes written to buf.
 func (pt *part) progress(n int) {
 	pt.mu.Lock()

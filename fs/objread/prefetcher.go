@@ -3,8 +3,6 @@ package objread
 import (
 	"context"
 	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // Prefetcher is the fast Opener: it holds what its handles share (the
@@ -19,9 +17,6 @@ type Prefetcher struct {
 	layouts *layoutCache   // tile layouts by object version (nil: no tile prefetch)
 	pools   []sync.Pool    // of *[]byte, by size class (see getBuf)
 	fetches sync.WaitGroup // part fetches running (tests wait for them)
-	// latency is the least time a GET took to answer, in nanoseconds;
-	// 0 before the first (see noteFirstByte).
-	latency atomic.Int64
 }
 
 var _ Opener = (*Prefetcher)(nil)
@@ -91,23 +86,4 @@ func bufClass(n int64) int {
 		c++
 	}
 	return c
-}
-
-// noteFirstByte records how long a GET took to answer: the least such
-// time is how near the store is (as TCP takes the least round trip for
-// the path's: the others add queueing, connection set-up and load).
-func (pf *Prefetcher) noteFirstByte(d time.Duration) {
-	v := max(int64(d), 1)
-	for {
-		old := pf.latency.Load()
-		if old > 0 && old <= v || pf.latency.CompareAndSwap(old, v) {
-			return
-		}
-	}
-}
-
-// firstByte returns the least time a GET took to answer, if any was seen.
-func (pf *Prefetcher) firstByte() (time.Duration, bool) {
-	v := pf.latency.Load()
-	return time.Duration(v), v > 0
 }

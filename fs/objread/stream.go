@@ -1,9 +1,6 @@
 package objread
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // stream is a handle's prefetch window: parallel ranged GETs (parts) of
 // the bytes ahead of a sequential reader. Its methods are called with the
@@ -78,16 +75,11 @@ func (st *stream) segments(off, end, loadEnd int64) []segment {
 }
 
 // start starts the stream fetching from start for a reader at end, with
-// Parallel parts at once (a sequential reader is confirmed by then), or,
-// from a store that answers within nearLatency, with nearWindow, grown
-// as the reader waits (see resize).
+// Parallel parts at once: a sequential reader is confirmed by then.
 func (st *stream) start(start, end int64) {
 	st.h.pf.budget.addStream(1)
 	st.reset(true, start, end)
 	st.window = st.maxWindow()
-	if lat, ok := st.h.pf.firstByte(); ok && lat < nearLatency {
-		st.window = max(min(nearWindow(&st.h.pf.cfg), st.window), st.h.pf.cfg.InitialWindow)
-	}
 	st.part = st.h.pf.cfg.FirstPart
 	st.schedule()
 	for _, pt := range st.parts {
@@ -96,22 +88,21 @@ func (st *stream) start(start, end int64) {
 }
 
 // advance moves the stream's reader to end: parts far behind are
-// released, the window is resized when the reader enters a new part, and
-// parts are scheduled to keep it full.
+// released, and parts are scheduled to keep the window full (growing it
+// back after the budget shrank it, once the reader enters a new part).
 func (st *stream) advance(end int64) {
 	st.pos = max(st.pos, end)
-	entered, waited := false, false
+	grow := false
 	for _, pt := range st.parts {
 		if pt.off >= st.pos {
 			break
 		}
 		if !pt.entered {
-			pt.entered, entered = true, true
-			waited = waited || !pt.complete()
+			pt.entered, grow = true, true
 		}
 	}
-	if entered {
-		st.resize(waited)
+	if grow {
+		st.window = min(2*st.window, st.maxWindow())
 	}
 	cfg := &st.h.pf.cfg
 	if st.part < cfg.PartSize && st.pos-st.grown >= int64(cfg.Parallel)*st.part/4 {
@@ -120,49 +111,6 @@ func (st *stream) advance(end int64) {
 	st.evictBehind()
 	st.schedule()
 }
-
-// resize adjusts the window as the reader enters a new part. When the
-// part three quarters of the window ahead of the reader is already in,
-// the store is far ahead of the reader: the window halves, down to
-// nearWindow. When the part entered was still arriving, the reader may
-// wait: the window grows by a part, up to maxWindow (it also grows back
-// this way after the budget shrank it). Growing by doubling made the
-// window swing between its bounds on a busy machine, where a reader
-// waits now and then for want of CPU, not of parts.
-//
-// A stream starts at maxWindow, so a far store (20-50 ms to the first
-// byte, 25-90 MB/s a connection) has Parallel parts in flight at once and
-// keeps them. A near one (MinIO on loopback, a bucket in the same zone)
-// settles at a few parts: bytes fetched 128 MiB ahead of the reader sit
-// in freshly faulted pages out of the CPU's caches by the time they are
-// read, and cost the mount a third more CPU per GiB on loopback.
-func (st *stream) resize(waited bool) {
-	switch {
-	case st.aheadIn(st.pos + st.window*3/4):
-		st.window = max(st.window/2, min(nearWindow(&st.h.pf.cfg), st.maxWindow()))
-	case waited:
-		st.window = min(st.window+st.h.pf.cfg.PartSize, st.maxWindow())
-	}
-}
-
-// aheadIn reports whether the part holding off is scheduled and all in.
-func (st *stream) aheadIn(off int64) bool {
-	for _, pt := range st.parts {
-		if off < pt.end() {
-			return off >= pt.off && pt.complete()
-		}
-	}
-	return false
-}
-
-// nearLatency: a store whose first bytes come sooner is near (MinIO on
-// the same host or network); its streams start small. S3 answers in
-// 10-30 ms within a region.
-const nearLatency = 5 * time.Millisecond
-
-// nearWindow is the least window resize shrinks a stream to: two parts
-// of PartSize, one being read while the next arrives.
-func nearWindow(cfg *Config) int64 { return 2 * cfg.PartSize }
 
 // maxWindow is the window cap: Parallel parts of PartSize (MaxWindow at
 // most), or the stream's fair share of the budget when several streams
@@ -293,17 +241,7 @@ func (st *stream) run(pt *part) {
 	err := errDropped
 	select {
 	case st.sem <- struct{}{}:
-		// The first byte of a GET (not of the disk tier) tells how near
-		// the store is.
-		sent, first := time.Now(), !h.pf.cache.diskOn(h.obj)
-		progress := func(n int) {
-			if first {
-				first = false
-				h.pf.noteFirstByte(time.Since(sent))
-			}
-			pt.progress(n)
-		}
-		err = h.pf.cache.fetchThrough(pt.ctx, h.pf.store, h.obj, pt.off, pt.buf, progress, h.pf.stats, h.pf.cfg.Retry)
+		err = h.pf.cache.fetchThrough(pt.ctx, h.pf.store, h.obj, pt.off, pt.buf, pt.progress, h.pf.stats, h.pf.cfg.Retry)
 		<-st.sem
 	case <-pt.ctx.Done():
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -61,20 +60,12 @@ func TestStreamStartsFullyParallel(t *testing.T) {
 	}
 }
 
-// TestStreamKeepsPartsInFlight: from a far store, once a stream has
-// ramped up, every read finds the window ahead of it filled with Parallel
-// full-size parts (less the budget's reserve), in flight or waiting for
-// the reader; and the memory budget holds.
+// TestStreamKeepsPartsInFlight: once a stream has ramped up, every read
+// finds the window ahead of it filled with Parallel full-size parts (less
+// the budget's reserve), in flight or waiting for the reader; and the
+// memory budget holds.
 func TestStreamKeepsPartsInFlight(t *testing.T) {
-	// On synctest's clock the store's latency and pace take virtual time
-	// and the reader none: the reader is always ahead of the parts, as a
-	// fast reader is of a far store (S3 in another region).
-	synctest.Test(t, testStreamKeepsPartsInFlight)
-}
-
-func testStreamKeepsPartsInFlight(t *testing.T) {
 	f := newFakeStore()
-	f.latency, f.rate = 20*time.Millisecond, 50e6
 	obj := f.put("seq", 320*MiB, `"s"`)
 	budget := NewBudget(0)
 	pf := newTest(f, budget)
@@ -205,64 +196,5 @@ func TestForwardSkipKeepsData(t *testing.T) {
 		if q.off < 12*MiB+4*MiB {
 			t.Errorf("request %+v refetches data the stream had", q)
 		}
-	}
-}
-
-// TestStreamNearStoreSmallWindow: from a store that answers at once and
-// fast (MinIO on loopback), a stream that started with the whole window
-// settles at nearWindow once the parts far ahead are in, and the memory
-// it holds with it; the next stream of the mount starts there.
-//
-// On synctest's clock: the store answers in 1 ms and sends 1 GB/s a GET,
-// the reader takes 1 MiB every 10 ms, so the parts ahead are always in
-// when the reader comes, as on loopback.
-func TestStreamNearStoreSmallWindow(t *testing.T) {
-	synctest.Test(t, testStreamNearStoreSmallWindow)
-}
-
-func testStreamNearStoreSmallWindow(t *testing.T) {
-	f := newFakeStore()
-	f.latency, f.rate = time.Millisecond, 1e9
-	a := f.put("a", 320*MiB, `"a"`)
-	b := f.put("b", 64*MiB, `"b"`)
-	budget := NewBudget(0)
-	pf := newTest(f, budget)
-	cfg := DefaultConfig()
-	near := nearWindow(&cfg)
-	read := func(obj Object, upto int64, check func(h *handle, off int64)) {
-		r := pf.Open(obj)
-		defer r.Close()
-		h := r.(*handle)
-		for off := int64(0); off < upto; off += MiB {
-			readAt(t, f, r, obj, off, MiB)
-			h.mu.Lock()
-			check(h, off)
-			h.mu.Unlock()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	var most int64
-	read(a, a.Size, func(h *handle, off int64) {
-		if off >= 200*MiB {
-			most = max(most, h.st.frontier-h.st.pos)
-		}
-	})
-	if most == 0 || most > near+cfg.PartSize {
-		t.Errorf("from 200 MiB on, up to %d MiB ahead of the reader, want at most %d (nearWindow and a part)", most>>20, (near+cfg.PartSize)>>20)
-	}
-	if lat, ok := pf.firstByte(); !ok || lat >= nearLatency {
-		t.Fatalf("first-byte time %v (seen: %v), want under %v", lat, ok, nearLatency)
-	}
-	most = 0
-	read(b, 8*MiB, func(h *handle, off int64) {
-		if h.st.active {
-			most = max(most, h.st.frontier-h.st.pos)
-		}
-	})
-	if most == 0 || most > near+cfg.PartSize {
-		t.Errorf("a new stream from the near store fetched up to %d MiB ahead, want at most %d (nearWindow and a part)", most>>20, (near+cfg.PartSize)>>20)
-	}
-	if budget.Peak() > budget.Limit() {
-		t.Errorf("budget peak %d over its limit %d", budget.Peak(), budget.Limit())
 	}
 }
