@@ -49,13 +49,13 @@ type decision struct {
 }
 
 // firstLoad is how far a handle's first read of [off, end) loads through
-// the block cache: FirstRead from the start of the file (a header, or the
-// start of a stream: it absorbs the kernel's readahead, and the many opens
-// GDAL makes of one file share it), else the read's own blocks (a tile).
+// the block cache: at least FirstRead from the start of the file (a
+// header: the kernel's first readahead after it, and the many opens GDAL
+// makes of one file, share it), else the read's own blocks (a tile).
 func firstLoad(off, end int64, cfg *Config, bs, size int64) int64 {
 	loadEnd := alignUp(end, bs)
 	if off < bs {
-		loadEnd = off/bs*bs + cfg.FirstRead
+		loadEnd = max(loadEnd, off/bs*bs+cfg.FirstRead)
 	}
 	return min(loadEnd, size)
 }

@@ -9,6 +9,14 @@ import (
 	"time"
 )
 
+// streamStart is the offset of the read that starts the stream of a
+// reader reading 128 KiB at a time from 0: the first past both the first
+// read's load and SeqConfirm bytes of run.
+func streamStart() int64 {
+	c := DefaultConfig()
+	return max(c.FirstRead, c.SeqConfirm-128*KiB)
+}
+
 // TestStreamStartsFullyParallel: the read that confirms a sequential
 // reader sends Parallel part GETs at once (not one, then two, then four:
 // at 50 ms per request, each doubling would cost a round trip).
@@ -19,8 +27,8 @@ func TestStreamStartsFullyParallel(t *testing.T) {
 	release := make(chan struct{})
 	waiting := 0
 	f.gate = func(ctx context.Context, off, n int64) error {
-		if off < DefaultConfig().FirstRead {
-			return nil // the first read's block load
+		if off < streamStart() {
+			return nil // the block loads before the stream
 		}
 		mu.Lock()
 		waiting++
@@ -36,7 +44,7 @@ func TestStreamStartsFullyParallel(t *testing.T) {
 	r := pf.Open(obj)
 	defer r.Close()
 	off := int64(0)
-	for ; off < DefaultConfig().FirstRead; off += 128 * KiB {
+	for ; off < streamStart(); off += 128 * KiB {
 		readAt(t, f, r, obj, off, 128*KiB)
 	}
 	done := make(chan struct{})

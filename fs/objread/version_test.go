@@ -48,6 +48,33 @@ func TestFirstReadPinsVersionWithoutHead(t *testing.T) {
 	}
 }
 
+// A first read is one GET, sized to what the read asks (rounded up to
+// blocks) but never less than FirstRead at the start of the file, so a
+// header read also brings the kernel's readahead after it, and a large
+// first read does not split into two requests.
+func TestFirstReadOneGetOfItsSize(t *testing.T) {
+	first := DefaultConfig().FirstRead
+	for _, tc := range []struct {
+		off, n   int64
+		from, to int64 // the one GET
+	}{
+		{0, 16 * KiB, 0, first},
+		{0, 64 * KiB, 0, first},
+		{0, MiB, 0, MiB},
+		{100, 2*MiB + 5, 0, 2*MiB + 128*KiB},
+		{3 * MiB, 64 * KiB, 3 * MiB, 3*MiB + 128*KiB}, // a tile: its own block
+	} {
+		f := newFakeStore()
+		obj := f.put("o", 8*MiB, `"v1"`)
+		r := newTest(f, nil).Open(unpinned(obj))
+		readAt(t, f, r, obj, tc.off, tc.n)
+		_ = r.Close()
+		if reqs := f.requests(); len(reqs) != 1 || reqs[0].off != tc.from || reqs[0].off+reqs[0].n != tc.to {
+			t.Errorf("first read of %d at %d: GETs %+v, want one of [%d, %d)", tc.n, tc.off, reqs, tc.from, tc.to)
+		}
+	}
+}
+
 func TestPinnedVersionChanged(t *testing.T) {
 	f := newFakeStore()
 	obj := f.put("changing", 32*MiB, `"v1"`)
