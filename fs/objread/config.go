@@ -61,6 +61,10 @@ type Config struct {
 	// previous read) a read still counts as part of it: short forward
 	// jumps wait for data in flight instead of resetting the stream.
 	Slack int64
+	// Readahead is the kernel's readahead on the mount (fs raises it to
+	// 1 MiB): how far past the last tile GDAL reads the kernel's READ
+	// goes, and so how far past its last tile a tile prefetch reaches.
+	Readahead int64
 	// RandomAfter is the number of consecutive reads outside a stream
 	// after which the stream is dropped and its buffers released.
 	RandomAfter int
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		Parallel:      16,
 		KeepBehind:    MiB,
 		Slack:         MiB,
+		Readahead:     MiB,
 		RandomAfter:   4,
 	}
 }
@@ -108,6 +113,7 @@ func (c Config) withDefaults() Config {
 	c.FirstPart = min(c.FirstPart, c.PartSize)
 	set(&c.KeepBehind, d.KeepBehind)
 	set(&c.Slack, d.Slack)
+	set(&c.Readahead, d.Readahead)
 	if c.Parallel <= 0 {
 		c.Parallel = d.Parallel
 	}

@@ -137,7 +137,10 @@ type tileState struct {
 
 // observe feeds a read of [off, end) to the predictor, once the layout is
 // known, and loads the predicted ranges into the block cache, as
-// concurrent GETs (one per merged range), each within the memory budget:
+// concurrent GETs (one per merged range), each reaching past its last tile
+// as far as the kernel's READ of that tile will (as much again as the
+// range, up to Readahead: that READ asks those bytes too, and would
+// otherwise wait for a GET of its own), each within the memory budget:
 // the bytes in flight are taken from it and given back when the load ends
 // (then the cache, bounded by its capacity, holds them). A range the
 // budget refuses is not prefetched; GDAL's read then loads it.
@@ -146,8 +149,15 @@ func (ts *tileState) observe(h *handle, obj Object, off, end int64) {
 	if !ts.ready(h, obj) {
 		return
 	}
-	for _, r := range ts.pred.Observe(off, end, pf.tileMaxBytes()) {
-		r.End = min(r.End, obj.Size)
+	ranges := ts.pred.Observe(off, end, pf.tileMaxBytes())
+	for i, r := range ranges {
+		// As the kernel's does: a READ reaches past what was asked by as
+		// much again, up to its readahead.
+		spill := r.End + min(pf.cfg.Readahead, r.End-r.Off)
+		if i+1 < len(ranges) {
+			spill = min(spill, ranges[i+1].Off)
+		}
+		r.End = min(max(r.End, spill), obj.Size)
 		n := r.End - r.Off
 		if n <= 0 {
 			continue

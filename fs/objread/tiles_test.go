@@ -68,7 +68,8 @@ func tiffObject(f *fakeStore, name string) Object {
 }
 
 // TestTilePrefetchExactRanges: after the header, a read of a tile loads
-// exactly the predicted ranges (in blocks, one GET per range), the layout
+// exactly the predicted ranges (in blocks, one GET per range), each with
+// the kernel's readahead past it (as much again, up to Readahead), the layout
 // is parsed once for all handles of the object, and GDAL's later read of
 // a predicted tile costs no request.
 func TestTilePrefetchExactRanges(t *testing.T) {
@@ -104,8 +105,8 @@ func TestTilePrefetchExactRanges(t *testing.T) {
 	bs := DefaultBlockSize
 	want := [][2]int64{
 		{tileA / bs * bs, tileA/bs*bs + bs}, // the read's own block
-		{6 * MiB, 6*MiB + 3*bs},             // the first predicted range, in blocks
-		{9 * MiB, 9*MiB + 2*bs},             // the second
+		{6 * MiB, 6*MiB + 5*bs},             // the first predicted range and 300 KiB more, in blocks
+		{9 * MiB, 9*MiB + 4*bs},             // the second, and 256 KiB more
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("requests after the tile read %v, want %v", got, want)
@@ -128,7 +129,8 @@ func TestTilePrefetchWithinBudget(t *testing.T) {
 	f := newFakeStore()
 	obj := tiffObject(f, "scene.tif")
 	const handles, tile = 8, 256 * KiB
-	rangeOf := func(i int) TileRange { return TileRange{8*MiB + int64(i)*2*tile, 8*MiB + int64(i)*2*tile + tile} }
+	const per = 2 * tile // a tile and the readahead past it
+	rangeOf := func(i int) TileRange { return TileRange{8*MiB + int64(i)*4*tile, 8*MiB + int64(i)*4*tile + tile} }
 	stub := &stubTiles{predict: func(i int, off int64) []TileRange {
 		if off == 2*MiB+int64(i)*512*KiB {
 			return []TileRange{rangeOf(i)}
@@ -152,7 +154,7 @@ func TestTilePrefetchWithinBudget(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	budget := NewBudget(4 * tile) // tileMaxBytes: a quarter of it, one tile a read
+	budget := NewBudget(4 * per) // tileMaxBytes: a quarter of it, one tile and its readahead a read
 	pf := NewPrefetcher(f, Config{Tiles: stub.parse}, budget, nil)
 	first := pf.Open(obj)
 	readAt(t, f, first, obj, 0, 16*KiB)
@@ -166,8 +168,8 @@ func TestTilePrefetchWithinBudget(t *testing.T) {
 		readAt(t, f, r, obj, 2*MiB+int64(i)*512*KiB, 64*KiB) // predicts tile i
 	}
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return held == 4 })
-	if used, peak := budget.Used(), budget.Peak(); used != 4*tile || peak > budget.Limit() {
-		t.Errorf("budget used %d, peak %d, with 4 tiles of %d in flight; limit %d", used, peak, tile, budget.Limit())
+	if used, peak := budget.Used(), budget.Peak(); used != 4*per || peak > budget.Limit() {
+		t.Errorf("budget used %d, peak %d, with 4 tiles of %d (and readahead) in flight; limit %d", used, peak, tile, budget.Limit())
 	}
 	if s := pf.Stats().Snapshot(); s.TilePrefetches != 4 || s.BudgetDenials != handles-4 {
 		t.Errorf("%d tile prefetches, %d refused; want 4 and %d", s.TilePrefetches, s.BudgetDenials, handles-4)

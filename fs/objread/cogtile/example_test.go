@@ -30,8 +30,8 @@ func Example() {
 
 	p := l.NewPredictor()
 	// GDAL reads tile (0, 0) of the full image: the next two tiles of the
-	// row and the tile below are predicted (two ranges: other tiles lie
-	// between them).
+	// row and the two rows below, as wide, are predicted (a range per row:
+	// other tiles lie between them).
 	first, _ := l.TileRange(0, 0)
 	for _, r := range p.Observe(first.Off, first.End, 1<<20) {
 		fmt.Printf("prefetch [%d, %d)\n", r.Off, r.End)
@@ -42,5 +42,6 @@ func Example() {
 	// 50×40 in 1×1 tiles of 128×128
 	// 25×20 in 1×1 tiles of 128×128
 	// prefetch [1165, 1239)
-	// prefetch [1292, 1329)
+	// prefetch [1292, 1403)
+	// prefetch [1456, 1573)
 }

@@ -20,8 +20,11 @@ import (
 // The Predictor follows that order:
 //
 //   - the first tile of a window predicts the next ColsAhead (2) tiles of
-//     its row and the tile below it, and so does every tile further along
-//     the first row while the window's width is unknown;
+//     its row and the RowsNear (2) rows below as wide: a 3×3 block whose
+//     rows load in parallel, as GDAL's /vsis3/ loads a window's rows;
+//   - every tile further along the first row, while the window's width is
+//     unknown, predicts the ColsAhead-th tile after it and the RowsNear
+//     tiles below it;
 //   - when a read goes back to an earlier column of the next row, the
 //     window's columns are known: the rest of that row and the whole next
 //     row are predicted, and each later row start predicts the row after;
@@ -30,14 +33,16 @@ import (
 //     where the last one started, in another plane, predicts all of it.
 //
 // So a window's rows are fetched RowsAhead (1) row ahead, all tiles of a
-// row at once: the price is the row after a window's last (never read) and
-// ColsAhead tiles past its first row.
+// row at once: the price is the row after a window's last (never read),
+// ColsAhead tiles past its first rows, and in a window less than 3 tiles
+// tall the block's rows below it.
 //
 // A tile counts as read when reads covered half of it, or at once when a
 // read that does not continue an earlier one (GDAL seeking) starts at it
-// or in the page before it: the first is robust to the page a buffered
-// reader, or the kernel's readahead, takes past the end of the tile GDAL
-// wanted; the second predicts a round trip earlier.
+// or a few pages before it (headSlack): the first is robust to the page a
+// buffered reader, or the kernel's readahead, takes past the end of the
+// tile GDAL wanted; the second predicts a round trip earlier, and then
+// the rest of that tile comes in the GET of the tiles after it.
 
 // touchAt is how much of a tile of n bytes reads must cover before the tile
 // counts as read: half of it. What a buffered reader (4 KiB) or the
@@ -48,6 +53,12 @@ func touchAt(n int64) int64 { return (n + 1) / 2 }
 
 // pageSize: readers (stdio, the kernel) read whole pages.
 const pageSize = 4096
+
+// headSlack is how far before a tile a read GDAL seeks with may start and
+// still be the read of that tile: the kernel starts it at a page boundary,
+// and GDAL's look at the leader (and the trailer of the tile before)
+// moves it a page or two earlier (seen: 7.3 KiB before a COG's tile).
+const headSlack = 4 * pageSize
 
 // mergeGap: predicted ranges closer than this, with no tile between them,
 // are merged into one (the gap costs less than another request). GDAL's
@@ -107,6 +118,11 @@ type Predictor struct {
 	// first row is where latency shows: with 1, every tile of it waits
 	// for a round trip.
 	ColsAhead int
+	// RowsNear is how many rows below a window's first tile are predicted
+	// while its height is unknown (0: 2), as many tiles wide as ColsAhead
+	// makes the first row: a window of GDAL's (a 1024² -srcwin, a QGIS
+	// view) is several tiles tall, and its rows wait in turn otherwise.
+	RowsNear int
 
 	l *Layout
 	// covered holds the parts of each tile that reads covered, keyed by
@@ -147,6 +163,7 @@ func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
 		return nil
 	}
 	var want []tileRef
+	var self []Range
 	// A read that does not continue the last one is GDAL seeking to what
 	// it wants next: the tile whose start it covers is being read now (a
 	// read running on from the last one into a tile's start may be a
@@ -172,17 +189,24 @@ func (p *Predictor) Observe(off, end int64, maxBytes int64) []Range {
 			c = &coverage{}
 			p.covered[i] = c
 		}
-		// Starts in the page before the tile, or at its start (a buffered
+		// Starts a few pages before the tile, or at its start (a buffered
 		// reader reads whole pages), and covers its first data byte.
-		head := seek && s.off-pageSize <= off && off <= s.off+p.l.Leader && s.off+p.l.Leader < end
+		head := seek && s.off-headSlack <= off && off <= s.off+p.l.Leader && s.off+p.l.Leader < end
 		if c.add(Range{max(off, s.off), min(end, s.end)}) < touchAt(s.end-s.off) && !head {
 			continue
 		}
 		delete(p.covered, i) // touched says it all from now on
 		p.touched[i] = true
+		if head && end < s.end && !p.predicted[i] && end-s.end+maxBytes >= 0 {
+			// GDAL reads all of a tile it seeks to: the rest of it comes
+			// with the tiles after it, in the same GET.
+			p.predicted[i] = true
+			self = append(self, Range{end, s.end})
+			maxBytes -= s.end - end
+		}
 		want = append(want, p.touch(s)...)
 	}
-	return p.ranges(want, maxBytes)
+	return p.ranges(want, maxBytes, self)
 }
 
 // window is a window of tiles GDAL reads row by row in one image plane.
@@ -230,7 +254,7 @@ func (p *Predictor) touch(s span) []tileRef {
 			w.endCol = col // the window is wider than it looked
 			return p.below(w, row, col)
 		}
-		return p.near(s.img, plane, row, col)
+		return p.near(s.img, plane, row, col, false)
 	case same && row == w.row+1 && col <= w.col:
 		// Back to the start of the next row: the window's columns are known.
 		if !w.known {
@@ -259,7 +283,7 @@ func (p *Predictor) start(img, plane, row, col int) []tileRef {
 	p.cur = window{img: img, plane: plane, row0: row, col0: col, row: row, col: col, lastRow: -1}
 	w := &p.cur
 	if !had || prev.img != img {
-		return p.near(img, plane, row, col)
+		return p.near(img, plane, row, col, true)
 	}
 	r0, r1, c0, c1 := prev.extent()
 	switch {
@@ -287,17 +311,29 @@ func (p *Predictor) start(img, plane, row, col int) []tileRef {
 		}
 		return out
 	}
-	return p.near(img, plane, row, col)
+	return p.near(img, plane, row, col, true)
 }
 
 func (p *Predictor) rowsAhead() int { return cmp.Or(p.RowsAhead, 1) }
 func (p *Predictor) colsAhead() int { return cmp.Or(p.ColsAhead, 2) }
+func (p *Predictor) rowsNear() int  { return cmp.Or(p.RowsNear, 2) }
 
-// near is the next ColsAhead tiles of the row and the tile below.
-func (p *Predictor) near(img, plane, row, col int) []tileRef {
+// near is what a tile of a window whose extent is unknown predicts: the
+// next ColsAhead tiles of its row and the RowsNear tiles below it; the
+// window's first tile also the tiles below those, a block of
+// (1+RowsNear)×(1+ColsAhead) tiles, nearest first. So the first rows of a
+// window load in parallel, as /vsis3/ loads a window's rows, instead of
+// one after another as GDAL reaches them.
+func (p *Predictor) near(img, plane, row, col int, first bool) []tileRef {
 	out := []tileRef{{img, plane, row, col + 1}, {img, plane, row + 1, col}}
 	for c := col + 2; c <= col+p.colsAhead(); c++ {
 		out = append(out, tileRef{img, plane, row, c})
+	}
+	for r := row + 1; r <= row+p.rowsNear(); r++ {
+		out = append(out, tileRef{img, plane, r, col})
+		for c := col + 1; first && c <= col+p.colsAhead(); c++ {
+			out = append(out, tileRef{img, plane, r, c})
+		}
 	}
 	return out
 }
@@ -322,8 +358,8 @@ func (p *Predictor) rowOf(w *window, row, from int) []tileRef {
 // ranges turns predicted tiles into merged byte ranges within maxBytes,
 // leaving out tiles that do not exist, were read or were returned before.
 // An image tile brings the tile of its mask at the same place, if any.
-func (p *Predictor) ranges(want []tileRef, maxBytes int64) []Range {
-	var out []Range
+func (p *Predictor) ranges(want []tileRef, maxBytes int64, self []Range) []Range {
+	out := self
 	var total int64
 	for _, t := range want {
 		im := &p.l.Images[t.img]

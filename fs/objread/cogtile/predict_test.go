@@ -265,7 +265,10 @@ func TestPredictGDALTraces(t *testing.T) {
 					t.Fatalf("trace reads %d tiles: the trace or the layout is wrong", sc.tiles)
 				}
 				// A window's first tile cannot be predicted, and the row
-				// after its last is: a 2×2 window wastes 4 tiles of 7.
+				// after its last is; the first tile's block (RowsNear rows
+				// below, ColsAhead tiles on) loads a window's first rows in
+				// parallel, at the price of more bytes in windows less than
+				// 3 tiles wide or tall (a 2×2 window reads 4 tiles of 10).
 				if sc.recall() < 0.75 {
 					t.Errorf("recall %.2f, want ≥ 0.75", sc.recall())
 				}
@@ -274,11 +277,11 @@ func TestPredictGDALTraces(t *testing.T) {
 					// The kernel's readahead (1 MiB) runs 2–3 tiles past
 					// each row's end and looks like GDAL reading on: what
 					// counts is what the mount would not fetch anyway.
-					if sc.extra() > 0.45 {
-						t.Errorf("%.0f%% of predicted bytes never asked for, want ≤ 45%%", 100*sc.extra())
+					if sc.extra() > 0.55 {
+						t.Errorf("%.0f%% of predicted bytes never asked for, want ≤ 55%%", 100*sc.extra())
 					}
-				case sc.waste() > 0.6:
-					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 60%%", 100*sc.waste())
+				case sc.waste() > 0.65:
+					t.Errorf("%.0f%% of predicted bytes never read, want ≤ 65%%", 100*sc.waste())
 				}
 				if sc.maxOut > budget {
 					t.Errorf("one Observe returned %d bytes, budget %d", sc.maxOut, budget)
@@ -299,8 +302,8 @@ func TestPredictGDALTraces(t *testing.T) {
 		if mode == "fuse" {
 			waste = all[mi].extra()
 		}
-		if all[mi].recall() < 0.85 || waste > 0.3 {
-			t.Errorf("%s: recall %.2f (want ≥ 0.85), waste %.2f (want ≤ 0.3) over all traces", mode, all[mi].recall(), waste)
+		if all[mi].recall() < 0.85 || waste > 0.35 {
+			t.Errorf("%s: recall %.2f (want ≥ 0.85), waste %.2f (want ≤ 0.35) over all traces", mode, all[mi].recall(), waste)
 		}
 	}
 }
@@ -395,16 +398,19 @@ func TestPredictWindow(t *testing.T) {
 		row, col int
 		want     []Range
 	}{
-		// First tile: the next two in the row (ColsAhead) and the one below.
-		{2, 3, []Range{tiles(l, 2, 4, 5), tiles(l, 3, 3, 3)}},
-		// Along the first row, width unknown: the same, minus what was.
-		{2, 4, []Range{tiles(l, 2, 6, 6), tiles(l, 3, 4, 4)}},
-		{2, 5, []Range{tiles(l, 2, 7, 7), tiles(l, 3, 5, 5)}},
+		// First tile: the next two in the row (ColsAhead) and the two rows
+		// below (RowsNear) as wide, each row one range.
+		{2, 3, []Range{tiles(l, 2, 4, 5), tiles(l, 3, 3, 5), tiles(l, 4, 3, 5)}},
+		// Along the first row, width unknown: the next ColsAhead-th tile,
+		// and the column below (here predicted already).
+		{2, 4, []Range{tiles(l, 2, 6, 6)}},
+		{2, 5, []Range{tiles(l, 2, 7, 7)}},
 		// Back to column 3 of row 3: the window is columns 3–5; the rest of
-		// row 3 was predicted already, row 4 comes whole, in one range.
-		{3, 3, []Range{tiles(l, 4, 3, 5)}},
+		// row 3 and row 4 (RowsAhead) were predicted already.
+		{3, 3, nil},
 		{3, 4, nil},
 		{3, 5, nil},
+		// Each later row start predicts the row after, whole, in one range.
 		{4, 3, []Range{tiles(l, 5, 3, 5)}},
 		{4, 4, nil},
 		// Read again: nothing new.
@@ -425,11 +431,15 @@ func TestPredictWindow(t *testing.T) {
 func TestPredictPan(t *testing.T) {
 	l := gridLayout(10, 10, 1000)
 	p := l.NewPredictor()
-	for _, rc := range [][2]int{{2, 3}, {2, 4}, {3, 3}, {3, 4}, {4, 3}, {4, 4}} {
-		readTile(l, p, rc[0], rc[1], 1<<30)
+	// A window of columns 3–6, rows 2–4 (its first tile's block reaches
+	// column 5, its first row column 8).
+	for r := 2; r <= 4; r++ {
+		for c := 3; c <= 6; c++ {
+			readTile(l, p, r, c, 1<<30)
+		}
 	}
-	got := readTile(l, p, 2, 5, 1<<30) // pan right: column 5, rows 2–4
-	want := []Range{tiles(l, 3, 5, 5), tiles(l, 4, 5, 5)}
+	got := readTile(l, p, 2, 7, 1<<30) // pan right: column 7, rows 2–4
+	want := []Range{tiles(l, 3, 7, 7), tiles(l, 4, 7, 7)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("pan right predicted %v, want %v", got, want)
 	}
