@@ -558,3 +558,36 @@ func TestTileAt(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictSeekBringsRestOfTile: a read GDAL seeks with that starts a
+// few pages before a tile (the kernel's page boundary, GDAL's look at the
+// leader) and covers only its head counts as the tile's read: the rest of
+// the tile is predicted with the tiles after it, in one range.
+func TestPredictSeekBringsRestOfTile(t *testing.T) {
+	l := gridLayout(10, 10, 100000) // tiles of ~100 KB, as in a COG
+	tile, _ := l.TileRange(0, l.Images[0].Tile(0, 2, 3))
+	for _, tc := range []struct {
+		name      string
+		before    int64 // how far before the tile the read starts
+		wantStart bool
+	}{
+		{"at the tile", 0, true},
+		{"two pages before", 2*pageSize + 100, true},
+		{"far before", headSlack + pageSize, false},
+	} {
+		p := l.NewPredictor()
+		off := tile.Off - tc.before
+		end := tile.Off + 8192
+		got := p.Observe(off, end, 1<<30)
+		if !tc.wantStart {
+			if len(got) != 0 {
+				t.Errorf("%s: predicted %v from a read that starts before the tile's page slack", tc.name, got)
+			}
+			continue
+		}
+		want := []Range{{end, tiles(l, 2, 5, 5).End}, tiles(l, 3, 3, 5), tiles(l, 4, 3, 5)}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: predicted %v, want %v (the rest of the tile and the block after it)", tc.name, got, want)
+		}
+	}
+}
