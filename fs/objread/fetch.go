@@ -60,7 +60,11 @@ func fetchRangeFrom(ctx context.Context, store Store, obj Object, off int64, buf
 		body, err := first, error(nil)
 		if first == nil {
 			stats.Requests.Add(1)
+			sent := time.Now()
 			body, err = store.GetRange(w.ctx, obj.Loc, off+got, total-got, obj.ETag)
+			if err == nil {
+				stats.firstByte.observe(time.Since(sent))
+			}
 		} else {
 			// Opened on another context: stop it with this attempt's.
 			b := first
@@ -157,6 +161,7 @@ func openRange(ctx context.Context, store Store, obj Object, off, n int64, stats
 			stats.Retries.Add(1)
 		}
 		stats.Requests.Add(1)
+		sent := time.Now()
 		// The body outlives this call, so its request runs on a context
 		// of its own: cancelled with ctx or when no answer comes within
 		// the timeout, and after that only when the body is closed.
@@ -168,6 +173,7 @@ func openRange(ctx context.Context, store Store, obj Object, off, n int64, stats
 		unhook()
 		stalled := context.Cause(bctx) == errStalled
 		if err == nil && bctx.Err() == nil {
+			stats.firstByte.observe(time.Since(sent))
 			body.ReadCloser = &cancelOnClose{ReadCloser: body.ReadCloser, cancel: func() { bcancel(nil) }}
 			return body, nil
 		}

@@ -31,8 +31,11 @@ func readAt(t testing.TB, f *fakeStore, r Reader, obj Object, off, n int64) {
 	}
 }
 
+// newTest returns a Prefetcher of the default Config whose streams keep
+// the near store's shape however slowly this machine answers (tests of
+// the far shape set FarLatency themselves).
 func newTest(f *fakeStore, budget *Budget) *Prefetcher {
-	return NewPrefetcher(f, Config{}, budget, NewBlockCache(0, 0))
+	return NewPrefetcher(f, Config{FarLatency: time.Hour}, budget, NewBlockCache(0, 0))
 }
 
 // TestMatchesObject checks bytes against the object for random workloads:

@@ -20,6 +20,7 @@ type part struct {
 	buf    []byte
 	ctx    context.Context
 	cancel context.CancelFunc
+	sem    chan struct{} // its stream's bound on parts fetching at once
 
 	// Guarded by the handle's mu.
 	refs    int   // readers copying from buf

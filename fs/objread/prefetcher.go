@@ -15,7 +15,7 @@ type Prefetcher struct {
 	cache   *BlockCache
 	stats   *Stats
 	layouts *layoutCache   // tile layouts by object version (nil: no tile prefetch)
-	pools   []sync.Pool    // of *[]byte, by size class (see getBuf)
+	bufs    *bufPool       // stream part buffers
 	fetches sync.WaitGroup // part fetches running (tests wait for them)
 }
 
@@ -33,7 +33,7 @@ func NewPrefetcher(store Store, cfg Config, budget *Budget, cache *BlockCache) *
 	}
 	cfg = cfg.withDefaults()
 	pf := &Prefetcher{store: store, cfg: cfg, budget: budget, cache: cache, stats: new(Stats),
-		pools: make([]sync.Pool, bufClass(cfg.PartSize)+1)}
+		bufs: newBufPool(budget, max(cfg.PartSize, cfg.FarPartSize))}
 	if cfg.Tiles != nil {
 		pf.layouts = newLayoutCache(cfg.Tiles)
 	}
@@ -49,39 +49,14 @@ func (pf *Prefetcher) Open(obj Object) Reader {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &handle{pf: pf, obj: obj, pinned: obj.ETag != "", ctx: ctx, cancel: cancel}
 	h.st.h = h
-	h.st.sem = make(chan struct{}, pf.cfg.Parallel)
 	return h
 }
 
-// getBuf returns a buffer of n bytes from the pool of its size class (a
-// power of two from 1 MiB to PartSize): a new one costs a page fault per
-// 4 KiB on first use, which a stream's first part would otherwise pay
-// before its GET is even sent. A new one is advised for transparent huge
-// pages (adviseHuge): a page fault per 2 MiB instead.
-func (pf *Prefetcher) getBuf(n int64) []byte {
-	c := bufClass(n)
-	if c < len(pf.pools) {
-		if b, ok := pf.pools[c].Get().(*[]byte); ok {
-			return (*b)[:n]
-		}
-		b := make([]byte, n, minPart<<c)
-		adviseHuge(b)
-		return b
-	}
-	b := make([]byte, n)
-	adviseHuge(b)
-	return b
-}
+// getBuf returns a part buffer of n bytes (see bufPool).
+func (pf *Prefetcher) getBuf(n int64) []byte { return pf.bufs.get(n) }
 
-// putBuf gives b back to its pool (buffers of odd capacity are left to
-// the garbage collector).
-func (pf *Prefetcher) putBuf(b []byte) {
-	c := bufClass(int64(cap(b)))
-	if c < len(pf.pools) && int64(cap(b)) == minPart<<c {
-		b = b[:cap(b)]
-		pf.pools[c].Put(&b)
-	}
-}
+// putBuf gives back a buffer of getBuf that nothing uses any more.
+func (pf *Prefetcher) putBuf(b []byte) { pf.bufs.put(b) }
 
 // bufClass is the size class of a buffer of n bytes: the least c with
 // minPart<<c >= n.

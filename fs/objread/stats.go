@@ -3,6 +3,7 @@ package objread
 import (
 	"log/slog"
 	"sync/atomic"
+	"time"
 )
 
 // Stats counts what the read path does. All fields are updated atomically
@@ -15,6 +16,7 @@ type Stats struct {
 	CacheMisses    atomic.Int64 // blocks loaded (or joined while loading)
 	Retries        atomic.Int64 // GETs retried (failed, broken or short), resuming where they broke
 	Parts          atomic.Int64 // prefetch parts started
+	FarStreams     atomic.Int64 // streams started in the far store's shape (Config.FarLatency)
 	DirectReads    atomic.Int64 // reads sent straight to the store (budget exhausted)
 	BudgetDenials  atomic.Int64 // prefetch parts the memory budget refused
 	Predicted      atomic.Int64 // runs loaded ahead of a jumping reader (next row of tiles)
@@ -29,7 +31,13 @@ type Stats struct {
 	DiskBytesWritten atomic.Int64 // bytes of blocks written to disk
 	DiskWriteDrops   atomic.Int64 // blocks not written because the writer was behind
 	DiskWriteErrors  atomic.Int64 // blocks whose write failed (disk full, permissions)
+
+	firstByte firstByte // the store's time to answer a GET
 }
+
+// FirstByte returns the recent average time from a GET's request to its
+// response headers (0 before the first answer).
+func (s *Stats) FirstByte() time.Duration { return s.firstByte.get() }
 
 // StatsSnapshot is a copy of Stats at one moment.
 type StatsSnapshot struct {
@@ -40,6 +48,7 @@ type StatsSnapshot struct {
 	CacheMisses    int64 `json:"cache_misses"`
 	Retries        int64 `json:"retries"`
 	Parts          int64 `json:"parts"`
+	FarStreams     int64 `json:"far_streams"`
 	DirectReads    int64 `json:"direct_reads"`
 	BudgetDenials  int64 `json:"budget_denials"`
 	Predicted      int64 `json:"predicted_runs"`
@@ -65,6 +74,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		CacheMisses:    s.CacheMisses.Load(),
 		Retries:        s.Retries.Load(),
 		Parts:          s.Parts.Load(),
+		FarStreams:     s.FarStreams.Load(),
 		DirectReads:    s.DirectReads.Load(),
 		BudgetDenials:  s.BudgetDenials.Load(),
 		Predicted:      s.Predicted.Load(),
@@ -91,6 +101,7 @@ func (s StatsSnapshot) LogValue() slog.Value {
 		slog.Int64("cache_misses", s.CacheMisses),
 		slog.Int64("retries", s.Retries),
 		slog.Int64("parts", s.Parts),
+		slog.Int64("far_streams", s.FarStreams),
 		slog.Int64("direct_reads", s.DirectReads),
 		slog.Int64("budget_denials", s.BudgetDenials),
 		slog.Int64("predicted_runs", s.Predicted),

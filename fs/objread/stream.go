@@ -18,7 +18,7 @@ import "context"
 // straight to the store.
 type stream struct {
 	h   *handle
-	sem chan struct{} // bounds the handle's concurrent part GETs
+	sem chan struct{} // bounds the stream's concurrent part GETs (its shape's parallelism)
 
 	active   bool
 	base     int64   // reads at or after base (up to frontier+Slack) are the stream's
@@ -28,6 +28,11 @@ type stream struct {
 	window   int64   // how far ahead of pos to fetch at most (the budget's say)
 	part     int64   // the size of the next parts
 	grown    int64   // where the reader was when part last doubled
+
+	// The stream's shape, chosen at start by the store's latency (see
+	// shape): parts in flight, and the size the parts grow to.
+	par     int
+	partMax int64
 }
 
 // view is what the access pattern needs to know of the stream.
@@ -79,12 +84,26 @@ func (st *stream) segments(off, end, loadEnd int64) []segment {
 func (st *stream) start(start, end int64) {
 	st.h.pf.budget.addStream(1)
 	st.reset(true, start, end)
+	st.par, st.partMax = st.shape()
+	st.sem = make(chan struct{}, st.par) // parts of an earlier stream keep theirs
 	st.window = st.maxWindow()
-	st.part = st.h.pf.cfg.FirstPart
+	st.part = min(st.h.pf.cfg.FirstPart, st.partMax)
 	st.schedule()
 	for _, pt := range st.parts {
 		pt.entered = pt.off < end
 	}
+}
+
+// shape is how many parts a new stream keeps in flight and how large
+// they grow: FarParallel of FarPartSize once the store answers GETs in
+// FarLatency or more, else Parallel of PartSize (see Config.FarLatency).
+func (st *stream) shape() (int, int64) {
+	pf := st.h.pf
+	if pf.stats.FirstByte() >= pf.cfg.FarLatency {
+		pf.stats.FarStreams.Add(1)
+		return pf.cfg.FarParallel, pf.cfg.FarPartSize
+	}
+	return pf.cfg.Parallel, pf.cfg.PartSize
 }
 
 // advance moves the stream's reader to end: parts far behind are
@@ -104,16 +123,15 @@ func (st *stream) advance(end int64) {
 	if grow {
 		st.window = min(2*st.window, st.maxWindow())
 	}
-	cfg := &st.h.pf.cfg
-	if st.part < cfg.PartSize && st.pos-st.grown >= int64(cfg.Parallel)*st.part/4 {
-		st.part, st.grown = min(2*st.part, cfg.PartSize), st.pos
+	if st.part < st.partMax && st.pos-st.grown >= int64(st.par)*st.part/4 {
+		st.part, st.grown = min(2*st.part, st.partMax), st.pos
 	}
 	st.evictBehind()
 	st.schedule()
 }
 
-// maxWindow is the window cap: Parallel parts of PartSize (MaxWindow at
-// most), or the stream's fair share of the budget when several streams
+// maxWindow is the window cap: the stream's parallel parts of their full
+// size (MaxWindow at most), or the stream's fair share of the budget when several streams
 // run, but at least InitialWindow.
 //
 // The share also pays for what a stream keeps behind its reader (up to
@@ -122,16 +140,16 @@ func (st *stream) advance(end int64) {
 // slow direct reads.
 func (st *stream) maxWindow() int64 {
 	cfg := &st.h.pf.cfg
-	w := min(cfg.MaxWindow, int64(cfg.Parallel)*cfg.PartSize)
-	return max(min(w, st.h.pf.budget.share()-cfg.KeepBehind-cfg.PartSize), cfg.InitialWindow)
+	w := min(cfg.MaxWindow, int64(st.par)*st.partMax)
+	return max(min(w, st.h.pf.budget.share()-cfg.KeepBehind-st.partMax), cfg.InitialWindow)
 }
 
-// parallel is how many parts the stream keeps in flight: Parallel, split
+// parallel is how many parts the stream keeps in flight: its shape's, split
 // between the streams running now (at least minParallel each): several
 // streams together need no more connections than one to fill the link,
 // and more would only crowd the store and the CPU.
 func (st *stream) parallel() int {
-	p := st.h.pf.cfg.Parallel
+	p := st.par
 	return max(min(p, minParallel), p/max(st.h.pf.budget.Streams(), 1))
 }
 
@@ -156,7 +174,7 @@ func (st *stream) schedule() {
 			st.window = max(st.window/2, cfg.InitialWindow)
 			return
 		}
-		pt := &part{off: st.frontier, n: n, refs: 1, buf: h.pf.getBuf(n)} // the fetch holds a reference
+		pt := &part{off: st.frontier, n: n, refs: 1, buf: h.pf.getBuf(n), sem: st.sem} // the fetch holds a reference
 		pt.ctx, pt.cancel = context.WithCancel(h.ctx)
 		st.parts = append(st.parts, pt)
 		st.frontier += n
@@ -180,7 +198,7 @@ func (st *stream) acquire(n int64) int64 {
 }
 
 // evictBehind releases parts more than KeepBehind behind the reader. A
-// part the reader skipped without reading is kept one PartSize longer,
+// part the reader skipped without reading is kept one part size longer,
 // for reads the kernel sends late.
 func (st *stream) evictBehind() {
 	cfg := &st.h.pf.cfg
@@ -188,7 +206,7 @@ func (st *stream) evictBehind() {
 	i := 0
 	for ; i < len(st.parts); i++ {
 		pt := st.parts[i]
-		if pt.end() > keep || (pt.served < pt.n && pt.end() > keep-cfg.PartSize) {
+		if pt.end() > keep || (pt.served < pt.n && pt.end() > keep-st.partMax) {
 			break
 		}
 		st.base = pt.end()
@@ -226,23 +244,23 @@ func (st *stream) drop() {
 	st.h.pf.budget.addStream(-1)
 }
 
-// reset sets the window's state (h and sem are set once, at Open: run
-// reads them without the handle's mu).
+// reset sets the window's state (h is set once, at Open: run reads it
+// without the handle's mu).
 func (st *stream) reset(active bool, base, pos int64) {
 	st.active, st.base, st.parts, st.frontier, st.pos, st.window, st.part, st.grown = active, base, nil, base, pos, 0, 0, base
 }
 
 // run is one part's GET, on the part's own context (tied to the handle,
-// not to any reader), at most Parallel at a time per handle. It takes the
-// handle's mu at the end.
+// not to any reader), at most the stream's parallelism at a time. It
+// takes the handle's mu at the end.
 func (st *stream) run(pt *part) {
 	h := st.h
 	defer h.pf.fetches.Done()
 	err := errDropped
 	select {
-	case st.sem <- struct{}{}:
+	case pt.sem <- struct{}{}:
 		err = h.pf.cache.fetchThrough(pt.ctx, h.pf.store, h.obj, pt.off, pt.buf, pt.progress, h.pf.stats, h.pf.cfg.Retry)
-		<-st.sem
+		<-pt.sem
 	case <-pt.ctx.Done():
 	}
 	if err != nil && pt.ctx.Err() != nil {

@@ -23,14 +23,32 @@ func streamStart() int64 {
 func TestStreamStartsFullyParallel(t *testing.T) {
 	f := newFakeStore()
 	obj := f.put("seq", 512*MiB, `"s"`)
+	pf := newTest(f, nil)
+	r := pf.Open(obj)
+	defer r.Close()
+	if n, want := partsAtStart(t, f, r, obj, DefaultConfig().Parallel), DefaultConfig().Parallel; n != want {
+		t.Errorf("%d part GETs sent before the first answered, want %d (Parallel)", n, want)
+	}
+}
+
+// partsAtStart reads r sequentially from 0 until its stream starts and
+// returns how many part GETs the stream sent before the first answered,
+// once want of them wait and no more come for a moment. Reads before the
+// stream pass at once; parts wait to be counted.
+func partsAtStart(t *testing.T, f *fakeStore, r Reader, obj Object, want int) int {
+	t.Helper()
 	var mu sync.Mutex
 	release := make(chan struct{})
-	waiting := 0
+	waiting, released := 0, false
 	f.gate = func(ctx context.Context, off, n int64) error {
 		if off < streamStart() {
 			return nil // the block loads before the stream
 		}
 		mu.Lock()
+		if released {
+			mu.Unlock()
+			return nil
+		}
 		waiting++
 		mu.Unlock()
 		select {
@@ -40,9 +58,6 @@ func TestStreamStartsFullyParallel(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	pf := newTest(f, nil)
-	r := pf.Open(obj)
-	defer r.Close()
 	off := int64(0)
 	for ; off < streamStart(); off += 128 * KiB {
 		readAt(t, f, r, obj, off, 128*KiB)
@@ -52,20 +67,22 @@ func TestStreamStartsFullyParallel(t *testing.T) {
 		defer close(done)
 		readAt(t, f, r, obj, off, 128*KiB) // starts the stream, waits for its first part
 	}()
-	want := DefaultConfig().Parallel
-	waitFor(t, func() bool {
+	count := func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		return waiting >= want
-	})
+		return waiting
+	}
+	for deadline := time.Now().Add(5 * time.Second); count() < want && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // more than want would come now
 	mu.Lock()
 	n := waiting // none has answered yet
+	released = true
 	close(release)
 	mu.Unlock()
 	<-done
-	if n != want {
-		t.Errorf("%d part GETs sent before the first answered, want %d (Parallel)", n, want)
-	}
+	return n
 }
 
 // TestStreamKeepsPartsInFlight: once a stream has ramped up, every read
@@ -204,5 +221,35 @@ func TestForwardSkipKeepsData(t *testing.T) {
 		if q.off < 12*MiB+4*MiB {
 			t.Errorf("request %+v refetches data the stream had", q)
 		}
+	}
+}
+
+// TestFarStoreStreamShape: once the store's GETs take FarLatency or more
+// to answer, a new stream sends FarParallel parts at once and grows them
+// to FarPartSize, no larger; a near store's stream sends Parallel parts
+// (TestStreamStartsFullyParallel).
+func TestFarStoreStreamShape(t *testing.T) {
+	f := newFakeStore()
+	f.latency = 4 * time.Millisecond // at least: a timer never fires early
+	obj := f.put("far", 512*MiB, `"f"`)
+	pf := NewPrefetcher(f, Config{FarLatency: 3 * time.Millisecond}, nil, NewBlockCache(0, 0))
+	cfg := pf.cfg
+	r := pf.Open(obj)
+	defer r.Close()
+	if n := partsAtStart(t, f, r, obj, cfg.FarParallel); n != cfg.FarParallel {
+		t.Errorf("%d part GETs sent before the first answered, want %d (FarParallel)", n, cfg.FarParallel)
+	}
+	if got := pf.Stats().FirstByte(); got < f.latency {
+		t.Errorf("FirstByte %v, want at least the store's %v", got, f.latency)
+	}
+	for off := streamStart(); off < 160*MiB; off += MiB {
+		readAt(t, f, r, obj, off, MiB)
+	}
+	var largest int64
+	for _, q := range f.requests() {
+		largest = max(largest, q.n)
+	}
+	if largest != cfg.FarPartSize {
+		t.Errorf("largest GET %d MiB, want parts grown to FarPartSize (%d MiB), no larger", largest/MiB, cfg.FarPartSize/MiB)
 	}
 }
