@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,80 @@ func TestReadPathShaped(t *testing.T) {
 			t.Errorf("stats %v: want the COG's layout parsed once and tiles prefetched", s)
 		}
 	})
+
+	// A store across an ocean: once its GETs answer in FarLatency (40 ms)
+	// or more, a new stream sends more, smaller parts (32 of up to 4 MiB)
+	// in the same window. The bytes are the same.
+	t.Run("SequentialFarStore", func(t *testing.T) {
+		fs.s3.SetLatency(60 * time.Millisecond)
+		// Cold 4 KiB reads of blocks not read before, 8 at a time, until
+		// the mount's store latency (the least of its last 64 answers)
+		// is the new one.
+		next := int64(0)
+		for round := 0; readStats(t, m)["first_byte_us"] < 45_000; round++ {
+			if round == 5 {
+				t.Fatalf("the mount's store latency stayed at %d µs over %d cold reads 60 ms away", readStats(t, m)["first_byte_us"], 5*64)
+			}
+			var wg sync.WaitGroup
+			for range 8 {
+				offs := make([]int64, 8)
+				for k := range offs {
+					offs[k] = (next*797 + 13) % (fs.big.Size/(128<<10) - 1) * (128 << 10) // scattered blocks, each once
+					next++
+				}
+				wg.Go(func() {
+					for _, off := range offs {
+						if err := readCold(m.path(fs.bigRel...), off, 4<<10, fs.want(t, fs.big.ObjectKey, off, 4<<10)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+		}
+		before := readStats(t, m)
+		f, err := os.Open(m.path(fs.bigRel...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropCache(f) // the earlier passes' pages
+		f.Close()
+		start := time.Now()
+		sum, err := readAsset(m.path(fs.bigRel...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if sum != fs.big.SHA256 {
+			t.Fatalf("sequential read 60 ms away: sha256 %s, want %s", sum, fs.big.SHA256)
+		}
+		after := readStats(t, m)
+		if after["far_streams"] == before["far_streams"] {
+			t.Errorf("stats %v: the sequential read 60 ms away did not stream in the far shape", after)
+		}
+		t.Logf("sequential %d MiB 60 ms away in %v: %.0f MiB/s; %v", fs.big.Size>>20, took.Round(time.Millisecond), float64(fs.big.Size)/(1<<20)/took.Seconds(), after)
+	})
+}
+
+// readCold reads n bytes at off of the file at path, its page cache
+// dropped first, and compares them with want.
+func readCold(path string, off, n int64, want []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dropCache(f)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return fmt.Errorf("read %d+%d: %w", off, n, err)
+	}
+	if !bytes.Equal(buf, want) {
+		return fmt.Errorf("read %d+%d: wrong bytes", off, n)
+	}
+	return nil
 }

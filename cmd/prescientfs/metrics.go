@@ -125,7 +125,7 @@ func (m *mountMetrics) readPath(st *objread.Stats, budget *objread.Budget, block
 		counter("disk_cache_write_errors_total", "Blocks whose write to the disk cache failed.", st.DiskWriteErrors.Load, nil),
 		counter("prefetch_parts_total", "Prefetch parts (windows of sequential readers) started.", st.Parts.Load, nil),
 		counter("prefetch_far_streams_total", "Prefetch streams started in the far store's shape (more, smaller parts: the store answered slowly).", st.FarStreams.Load, nil),
-		gauge("store_first_byte_seconds", "Recent average time from a GET's request to its response headers.", func() float64 { return st.FirstByte().Seconds() }, nil),
+		gauge("object_store_latency_seconds", "The object store's latency: the least time from a GET's request to its response headers among the last 64 (a far store, 40 ms or more, gets streams of more, smaller parts).", func() float64 { return st.FirstByte().Seconds() }, nil),
 		counter("prefetch_predicted_runs_total", "Runs loaded ahead of a jumping reader (the next row of tiles).", st.Predicted.Load, nil),
 		counter("tiled_objects_total", "Tile layouts of tiled TIFFs and COGs parsed (once per object version).", st.TiledObjects.Load, nil),
 		counter("tile_prefetches_total", "Predicted tile ranges loaded ahead of GDAL's reads.", st.TilePrefetches.Load, nil),

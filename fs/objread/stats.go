@@ -35,8 +35,9 @@ type Stats struct {
 	firstByte firstByte // the store's time to answer a GET
 }
 
-// FirstByte returns the recent average time from a GET's request to its
-// response headers (0 before the first answer).
+// FirstByte returns the store's latency: the least time from a GET's
+// request to its response headers among the last 64 answers (0 before
+// the first).
 func (s *Stats) FirstByte() time.Duration { return s.firstByte.get() }
 
 // StatsSnapshot is a copy of Stats at one moment.
@@ -49,6 +50,7 @@ type StatsSnapshot struct {
 	Retries        int64 `json:"retries"`
 	Parts          int64 `json:"parts"`
 	FarStreams     int64 `json:"far_streams"`
+	FirstByteUS    int64 `json:"first_byte_us"` // Stats.FirstByte in microseconds
 	DirectReads    int64 `json:"direct_reads"`
 	BudgetDenials  int64 `json:"budget_denials"`
 	Predicted      int64 `json:"predicted_runs"`
@@ -75,6 +77,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Retries:        s.Retries.Load(),
 		Parts:          s.Parts.Load(),
 		FarStreams:     s.FarStreams.Load(),
+		FirstByteUS:    s.FirstByte().Microseconds(),
 		DirectReads:    s.DirectReads.Load(),
 		BudgetDenials:  s.BudgetDenials.Load(),
 		Predicted:      s.Predicted.Load(),
@@ -102,6 +105,7 @@ func (s StatsSnapshot) LogValue() slog.Value {
 		slog.Int64("retries", s.Retries),
 		slog.Int64("parts", s.Parts),
 		slog.Int64("far_streams", s.FarStreams),
+		slog.Int64("first_byte_us", s.FirstByteUS),
 		slog.Int64("direct_reads", s.DirectReads),
 		slog.Int64("budget_denials", s.BudgetDenials),
 		slog.Int64("predicted_runs", s.Predicted),
