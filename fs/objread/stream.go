@@ -131,8 +131,8 @@ func (st *stream) advance(end int64) {
 }
 
 // maxWindow is the window cap: the stream's parallel parts of their full
-// size (MaxWindow at most), or the stream's fair share of the budget when several streams
-// run, but at least InitialWindow.
+// size (MaxWindow at most), or the stream's fair share of the budget when
+// several streams run, but at least InitialWindow.
 //
 // The share also pays for what a stream keeps behind its reader (up to
 // KeepBehind plus one skipped part), so the window leaves room for it:
