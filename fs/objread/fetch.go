@@ -60,10 +60,10 @@ func fetchRangeFrom(ctx context.Context, store Store, obj Object, off int64, buf
 		body, err := first, error(nil)
 		if first == nil {
 			stats.Requests.Add(1)
-			sent := time.Now()
-			body, err = store.GetRange(w.ctx, obj.Loc, off+got, total-got, obj.ETag)
+			actx, answer := startAnswer(w.ctx)
+			body, err = store.GetRange(actx, obj.Loc, off+got, total-got, obj.ETag)
 			if err == nil {
-				stats.firstByte.observe(time.Since(sent))
+				stats.firstByte.observe(answer.answered())
 			}
 		} else {
 			// Opened on another context: stop it with this attempt's.
@@ -161,19 +161,19 @@ func openRange(ctx context.Context, store Store, obj Object, off, n int64, stats
 			stats.Retries.Add(1)
 		}
 		stats.Requests.Add(1)
-		sent := time.Now()
 		// The body outlives this call, so its request runs on a context
 		// of its own: cancelled with ctx or when no answer comes within
 		// the timeout, and after that only when the body is closed.
 		bctx, bcancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		timer := time.AfterFunc(rp.Timeout-time.Since(start), func() { bcancel(errStalled) })
 		unhook := context.AfterFunc(ctx, func() { bcancel(context.Canceled) })
-		body, err := store.GetRange(bctx, obj.Loc, off, n, "")
+		actx, answer := startAnswer(bctx)
+		body, err := store.GetRange(actx, obj.Loc, off, n, "")
 		timer.Stop()
 		unhook()
 		stalled := context.Cause(bctx) == errStalled
 		if err == nil && bctx.Err() == nil {
-			stats.firstByte.observe(time.Since(sent))
+			stats.firstByte.observe(answer.answered())
 			body.ReadCloser = &cancelOnClose{ReadCloser: body.ReadCloser, cancel: func() { bcancel(nil) }}
 			return body, nil
 		}

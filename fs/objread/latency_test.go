@@ -1,8 +1,15 @@
 package objread
 
 import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prescient/prescientfs/stacindex"
 )
 
 // TestFirstByteLeastOfRecent: the store's latency is the least of its
@@ -33,5 +40,39 @@ func TestFirstByteLeastOfRecent(t *testing.T) {
 	f.observe(5 * ms)
 	if f.get() != 5*ms {
 		t.Errorf("latency %v after a 5ms answer, want 5ms", f.get())
+	}
+}
+
+// TestFirstByteFromTheWire: the store's latency is the time from a GET
+// written to its answer, so a slow dial (a fresh mount's first
+// connections) does not make a near store look far.
+func TestFirstByteFromTheWire(t *testing.T) {
+	data := bytes.Repeat([]byte("prescient"), 100_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // the store's latency
+		http.ServeContent(w, r, "obj", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		time.Sleep(150 * time.Millisecond) // a slow new connection
+		return dial(ctx, network, addr)
+	}
+	defer tr.CloseIdleConnections()
+	pf := NewPrefetcher(&HTTPStore{Client: &http.Client{Transport: tr}}, Config{}, NewBudget(8*MiB), NewBlockCache(0, 0))
+	obj := Object{Loc: stacindex.Location{Kind: stacindex.KindHTTP, URL: srv.URL + "/obj"}, Size: int64(len(data))}
+	r := pf.Open(obj)
+	defer r.Close()
+	buf := make([]byte, 4096)
+	start := time.Now()
+	if n, err := r.ReadAt(context.Background(), buf, 0); err != nil || n != len(buf) || !bytes.Equal(buf, data[:n]) {
+		t.Fatalf("read: %d bytes, %v", n, err)
+	}
+	if took := time.Since(start); took < 170*time.Millisecond {
+		t.Fatalf("the first read took %v: the dial was not slow", took)
+	}
+	if got := pf.Stats().FirstByte(); got < 20*time.Millisecond || got >= 150*time.Millisecond {
+		t.Errorf("store latency %v after a 150 ms dial and a 20 ms answer, want the answer's time", got)
 	}
 }
