@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prescient/prescientfs/e2e/internal/fixtures"
 	"github.com/prescient/prescientfs/stacindex"
@@ -73,6 +79,36 @@ func TestReadPathShaped(t *testing.T) {
 			t.Fatalf("sequential read: sha256 %s, want %s", sum, fs.big.SHA256)
 		}
 		t.Logf("sequential %d MiB in %v: %.0f MiB/s; %v", fs.big.Size>>20, took.Round(time.Millisecond), float64(fs.big.Size)/(1<<20)/took.Seconds(), readStats(t, m))
+	})
+
+	// A file streamed front to back does not stay in the page cache: as
+	// the reader goes on, the pages it left 32 MiB behind are dropped
+	// (memory for the next files); the last ones are kept.
+	t.Run("StreamDropsPagesBehind", func(t *testing.T) {
+		f, err := os.Open(m.path(fs.bigRel...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		defer dropCache(f)
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != fs.big.SHA256 {
+			t.Fatalf("sha256 %s, want %s", sum, fs.big.SHA256)
+		}
+		head, tail := int64(32<<20), fs.big.Size-16<<20
+		deadline := time.Now().Add(10 * time.Second)
+		for resident(t, f, 0, head) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s after a %d MiB stream: %d of the first 32 MiB's pages still cached, want none", fs.big.Size>>20, resident(t, f, 0, head))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got, want := resident(t, f, tail, 16<<20), 16<<20/os.Getpagesize(); got < want/2 {
+			t.Errorf("the last 16 MiB read: %d of %d pages cached, want the reader's last pages kept", got, want)
+		}
 	})
 
 	t.Run("ColdReads", func(t *testing.T) {
@@ -197,4 +233,24 @@ func readCold(path string, off, n int64, want []byte) error {
 		return fmt.Errorf("read %d+%d: wrong bytes", off, n)
 	}
 	return nil
+}
+
+// resident is how many pages of [off, off+n) of f the kernel's page cache
+// holds (mincore of a shared mapping; the mapping faults nothing in).
+func resident(t *testing.T, f *os.File, off, n int64) int {
+	t.Helper()
+	b, err := unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap: %v", err)
+	}
+	defer func() { _ = unix.Munmap(b) }()
+	vec := make([]byte, (len(b)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatalf("mincore: %v", e)
+	}
+	in := 0
+	for _, v := range vec {
+		in += int(v & 1)
+	}
+	return in
 }

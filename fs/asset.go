@@ -137,6 +137,7 @@ type assetHandle struct {
 	obj     objread.Object // as opened; see object
 	r       objread.Reader
 	learned atomic.Bool // the version is known to the node
+	drop    dropBehind
 }
 
 // object is the version the handle reads: as opened, or as its first GET
@@ -176,15 +177,35 @@ func (h *assetHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 			release()
 			return nil, errno
 		}
-		h.noteVersion()
-		return &lentResult{vecs: vecs, release: release}, 0
+		res := &lentResult{vecs: vecs, release: release}
+		h.served(off, res.Size())
+		return res, 0
 	}
 	n, err := h.r.ReadAt(ctx, dest, off)
 	if errno := h.readErr(err); errno != 0 {
 		return nil, errno
 	}
-	h.noteVersion()
+	h.served(off, n)
 	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// served notes a read of n bytes at off: the version it pinned, and the
+// pages a stream has left behind, which the kernel is told to drop (from
+// a goroutine of its own: the kernel waits for pages under read, and a
+// READ handler must not wait for the kernel).
+func (h *assetHandle) served(off int64, n int) {
+	h.noteVersion()
+	from, size := h.drop.read(off, off+int64(n))
+	if size == 0 {
+		return
+	}
+	go func() {
+		for ; size > 0; from, size = h.drop.next() {
+			if errno := h.node.NotifyContent(from, size); errno != 0 {
+				h.node.fs.Log.Debug("dropping a stream's pages failed", "path", h.node.Path(nil), "errno", errno)
+			}
+		}
+	}()
 }
 
 func (h *assetHandle) readErr(err error) syscall.Errno {
