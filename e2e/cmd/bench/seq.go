@@ -54,6 +54,7 @@ func (b *bench) seqWorkload(ctx context.Context, base *baselines) error {
 	}
 	var r row
 	r, base.seqBest = res.rangedRow(b.cfg, "prescientfs", name)
+	base.seqConc, _ = r.Details["best_concurrency"].(int)
 	b.rep.add(r)
 	if b.shape.loopback() {
 		b.rep.add(res.cpuRow("prescientfs", "CPU per GiB, sequential"))

@@ -139,9 +139,9 @@ func (st *stack) makeData(ctx context.Context, c config, log *slog.Logger) error
 	// upload is simply redone: its multipart upload can send a part whose
 	// buffer is being refilled (XAmzContentSHA256Mismatch) when parts
 	// finish out of order.
-	// Only the concurrent streams need more than one.
+	// Only the concurrent streams and the batch need more than one.
 	nobj := c.streams
-	if only := splitList(c.only); len(only) > 0 && !slices.Contains(only, "conc") && !slices.Contains(only, "rclone") {
+	if only := splitList(c.only); len(only) > 0 && !slices.Contains(only, "conc") && !slices.Contains(only, "batch") && !slices.Contains(only, "rclone") {
 		nobj = 1
 	}
 	st.objs = make([]object, nobj)

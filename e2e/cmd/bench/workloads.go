@@ -15,7 +15,7 @@ import (
 )
 
 // allWorkloads in the order they run (at each shape: shapedWorkloads).
-var allWorkloads = []string{"tree", "seq", "conc", "random", "reopen", "first", "gdalinfo", "gdal", "rclone", "catalog"}
+var allWorkloads = []string{"tree", "seq", "conc", "batch", "random", "reopen", "first", "gdalinfo", "gdal", "rclone", "catalog"}
 
 // shapedWorkloads run at every shape; the others on loopback only.
 var shapedWorkloads = []string{"seq", "first", "gdalinfo", "gdal"}
@@ -23,6 +23,7 @@ var shapedWorkloads = []string{"seq", "first", "gdalinfo", "gdal"}
 // baselines measured by the prescientfs workloads, reused by the rclone rows.
 type baselines struct {
 	seqBest, concBest, randP50, randP90 float64
+	seqConc                             int      // the best concurrency of the seq workload's ranged GETs
 	randOffs                            []int64  // offsets of the timed random reads
 	randCRC                             []uint32 // CRC-32 of the direct reads there
 	randFresh                           bool     // the direct pass just ran (a mount pass may follow at once)
@@ -37,6 +38,7 @@ func (b *bench) runWorkloads(ctx context.Context) error {
 		"tree":     b.treeWorkload,
 		"seq":      b.seqWorkload,
 		"conc":     b.concWorkload,
+		"batch":    b.batchWorkload,
 		"random":   b.randomWorkload,
 		"reopen":   b.reopenWorkload,
 		"first":    b.firstReadWorkload,
