@@ -111,6 +111,33 @@ func TestReadPathShaped(t *testing.T) {
 		}
 	})
 
+	// TIFFs are read with direct I/O: GDAL's reads reach the mount as
+	// made, so none of them fills the page cache, and the file still
+	// maps (mmap readers such as tifffile).
+	t.Run("TIFFDirectIO", func(t *testing.T) {
+		f, err := os.Open(m.path(cogRel...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		buf := make([]byte, 1<<20)
+		if n, err := f.ReadAt(buf, 0); err != nil || n != len(buf) || !bytes.Equal(buf, fs.want(t, cog.ObjectKey, 0, int64(n))) {
+			t.Fatalf("read of the COG's first MiB: %d bytes, %v (or wrong bytes)", n, err)
+		}
+		if n := resident(t, f, 0, 1<<20); n != 0 {
+			t.Errorf("%d pages of the COG cached after a read, want none (direct I/O)", n)
+		}
+		off := cog.Size / 2 / int64(os.Getpagesize()) * int64(os.Getpagesize())
+		b, err := unix.Mmap(int(f.Fd()), off, 256<<10, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatalf("mmap of the COG: %v", err)
+		}
+		defer func() { _ = unix.Munmap(b) }()
+		if !bytes.Equal(b, fs.want(t, cog.ObjectKey, off, int64(len(b)))) {
+			t.Errorf("the mapped COG's bytes at %d differ from the object's", off)
+		}
+	})
+
 	t.Run("ColdReads", func(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(11, 12))
 		for range 8 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,10 +90,11 @@ func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	direct := a.directIO()
 	info, ok := a.fs.stats.cached(a.asset.Loc)
 	if !ok && a.asset.Size >= 0 && !a.fs.VersionAtOpen {
-		obj := objread.Object{Loc: a.asset.Loc, Size: a.asset.Size}
-		return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.cacheFlags(""), 0
+		obj := objread.Object{Loc: a.asset.Loc, Size: a.asset.Size, DirectIO: direct}
+		return &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}, a.openFlags("", direct), 0
 	}
 	if !ok {
 		var err error
@@ -100,10 +102,34 @@ func (a *assetFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 			return nil, 0, a.fs.fail("open", a.Path(nil), err)
 		}
 	}
-	obj := objread.Object{Loc: a.asset.Loc, Size: info.Size, ETag: info.ETag}
+	obj := objread.Object{Loc: a.asset.Loc, Size: info.Size, ETag: info.ETag, DirectIO: direct}
 	h := &assetHandle{node: a, obj: obj, r: a.fs.Opener.Open(obj)}
 	h.learned.Store(true)
-	return h, a.cacheFlags(info.ETag), 0
+	return h, a.openFlags(info.ETag, direct), 0
+}
+
+// directIO reports whether the asset is opened FOPEN_DIRECT_IO: a TIFF
+// (by its media type, or its name when the catalog gives none), unless
+// Config.TIFFPageCache.
+func (a *assetFile) directIO() bool {
+	if a.fs.TIFFPageCache {
+		return false
+	}
+	if t := strings.ToLower(a.asset.Type); t != "" {
+		return strings.Contains(t, "tiff") // image/tiff; application=geotiff, image/vnd.stac.geotiff
+	}
+	n := strings.ToLower(a.asset.Name)
+	return strings.HasSuffix(n, ".tif") || strings.HasSuffix(n, ".tiff")
+}
+
+// openFlags are an open's flags: FOPEN_DIRECT_IO, or the page cache's
+// (see cacheFlags).
+func (a *assetFile) openFlags(etag string, direct bool) uint32 {
+	flags := a.cacheFlags(etag)
+	if direct {
+		flags = fuse.FOPEN_DIRECT_IO
+	}
+	return flags
 }
 
 // cacheFlags keeps the kernel's page cache across opens of one version;
@@ -195,6 +221,9 @@ func (h *assetHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 // READ handler must not wait for the kernel).
 func (h *assetHandle) served(off int64, n int) {
 	h.noteVersion()
+	if h.obj.DirectIO {
+		return // no pages
+	}
 	from, size := h.drop.read(off, off+int64(n))
 	if size == 0 {
 		return

@@ -62,6 +62,15 @@ type Config struct {
 	// serves it from disk with no GET (one small HEAD per object per TTL
 	// instead of 1 MiB of header again on every new mount).
 	VersionAtOpen bool
+	// TIFFPageCache lets the kernel cache TIFF files (GeoTIFFs, COGs) and
+	// read ahead in them like any other file. By default they are opened
+	// with FOPEN_DIRECT_IO: GDAL's reads reach the mount as GDAL makes
+	// them (a window's row of tiles, a header), the tile prediction knows
+	// exactly what each will ask, and no READ carries the kernel's
+	// readahead (up to 1 MiB past a row's last tile, fetched for nothing).
+	// The mount's block cache (--cache-size) and disk cache serve tiles
+	// read again.
+	TIFFPageCache bool
 }
 
 // StatsFile is the hidden file in the root with the read path's counters.
@@ -113,6 +122,9 @@ func Mount(dir string, cfg Config, mo MountOptions) (*fuse.Server, error) {
 			MaxWrite:      1 << 20,
 			MaxBackground: 64,
 			DisableXAttrs: true,
+			// TIFF files are opened FOPEN_DIRECT_IO (see
+			// Config.TIFFPageCache); the kernel still maps them (6.6+).
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			// Replies never come from a file descriptor go-fuse could
 			// splice from; trying costs two syscalls per read.
 			DisableSplice: true,

@@ -22,7 +22,7 @@ import (
 // until it is put in one list.
 var (
 	csiVolumeFlags = []string{"stac-url", "no-sign-request", "region", "metadata-ttl", "io-timeout", "page-size",
-		"debug", "memory-limit", "cache-size", "layout", "max-listing", "search", "max-items", "no-index"}
+		"debug", "memory-limit", "cache-size", "tiff-page-cache", "layout", "max-listing", "search", "max-items", "no-index"}
 	csiDeniedFlags = []string{"env-file", "auth-profile", "foreground", "log-file", "cache-dir", "cache-dir-size",
 		"index-dir", "allow-other", "metrics-addr"}
 )

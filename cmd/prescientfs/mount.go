@@ -44,6 +44,8 @@ func mountFlags() []cli.Flag {
 			Usage: "memory for prefetch buffers, shared by all open files; under pressure windows shrink"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: []string{"PRESCIENT_CACHE_SIZE"},
 			Usage: "in-memory block cache shared by all opens (GDAL's headers and tiles)"},
+		&cli.BoolFlag{Name: "tiff-page-cache", EnvVars: []string{"PRESCIENT_TIFF_PAGE_CACHE"},
+			Usage: "let the kernel cache TIFF files (GeoTIFF, COG) and read ahead in them like other files; by default GDAL's reads of them reach the mount as made (direct I/O), so no read carries readahead past a row of tiles"},
 		&cli.StringFlag{Name: "cache-dir", EnvVars: []string{"PRESCIENT_CACHE_DIR"},
 			Usage: "keep blocks read (of objects with an ETag) in this directory too, for later mounts; safe to delete at any time (default: no disk cache)"},
 		&cli.StringFlag{Name: "cache-dir-size", Value: "10GiB", EnvVars: []string{"PRESCIENT_CACHE_DIR_SIZE"},

@@ -359,5 +359,6 @@ func newFSConfig(ctx context.Context, c *cli.Context, w *wiring, log *slog.Logge
 		GID:           uint32(os.Getgid()), // #nosec G115 -- the kernel's gid_t is 32 bits
 		Stats:         w.statsJSON,
 		VersionAtOpen: w.versionAtOpen,
+		TIFFPageCache: c.Bool("tiff-page-cache"),
 	}, closeIndex, nil
 }

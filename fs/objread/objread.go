@@ -68,6 +68,10 @@ type Object struct {
 	Loc  stacindex.Location
 	Size int64  // from the catalog (file:size) or a HEAD; the first GET corrects it
 	ETag string // empty when unknown
+	// DirectIO: the kernel reads the file without its page cache and
+	// readahead (FOPEN_DIRECT_IO), so reads arrive as the application
+	// makes them, and none reaches past what it asked.
+	DirectIO bool
 }
 
 // Versioned is implemented by Readers that learn their object's version

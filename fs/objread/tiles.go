@@ -140,7 +140,8 @@ type tileState struct {
 // concurrent GETs (one per merged range), each reaching past its last tile
 // as far as the kernel's READ of that tile will (as much again as the
 // range, up to Readahead: that READ asks those bytes too, and would
-// otherwise wait for a GET of its own), each within the memory budget:
+// otherwise wait for a GET of its own; with DirectIO no READ reaches past
+// a tile), each within the memory budget:
 // the bytes in flight are taken from it and given back when the load ends
 // (then the cache, bounded by its capacity, holds them). A range the
 // budget refuses is not prefetched; GDAL's read then loads it.
@@ -153,7 +154,10 @@ func (ts *tileState) observe(h *handle, obj Object, off, end int64) {
 	for i, r := range ranges {
 		// As the kernel's does: a READ reaches past what was asked by as
 		// much again, up to its readahead.
-		spill := r.End + min(pf.cfg.Readahead, r.End-r.Off)
+		spill := r.End
+		if !obj.DirectIO {
+			spill += min(pf.cfg.Readahead, r.End-r.Off)
+		}
 		if i+1 < len(ranges) {
 			spill = min(spill, ranges[i+1].Off)
 		}

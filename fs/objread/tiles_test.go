@@ -69,56 +69,71 @@ func tiffObject(f *fakeStore, name string) Object {
 
 // TestTilePrefetchExactRanges: after the header, a read of a tile loads
 // exactly the predicted ranges (in blocks, one GET per range), each with
-// the kernel's readahead past it (as much again, up to Readahead), the layout
-// is parsed once for all handles of the object, and GDAL's later read of
-// a predicted tile costs no request.
+// the kernel's readahead past it (as much again, up to Readahead) unless
+// the file is read with direct I/O (no READ reaches past a tile), the
+// layout is parsed once for all handles of the object, and GDAL's later
+// read of a predicted tile costs no request.
 func TestTilePrefetchExactRanges(t *testing.T) {
-	f := newFakeStore()
-	obj := tiffObject(f, "scene.tif")
-	const tileA = 4*MiB + 100
-	predicted := []TileRange{{6*MiB + 10, 6*MiB + 300*KiB}, {9 * MiB, 9*MiB + 256*KiB}}
-	stub := &stubTiles{predict: func(i int, off int64) []TileRange {
-		if off == tileA {
-			return predicted
-		}
-		return nil
-	}}
-	budget := NewBudget(0)
-	pf := NewPrefetcher(f, Config{Tiles: stub.parse}, budget, nil)
-	for range 3 { // GDAL opens a scene several times
-		r := pf.Open(unpinned(obj))
-		readAt(t, f, r, obj, 0, 16*KiB)
-		r.Close()
-	}
-	waitFor(t, func() bool { return pf.Stats().TiledObjects.Load() == 1 })
-	r := pf.Open(obj)
-	defer r.Close()
-	readAt(t, f, r, obj, 0, 16*KiB)
-	before := len(f.requests())
-	readAt(t, f, r, obj, tileA, 64*KiB)
-	waitFor(t, func() bool { return budget.Used() == 0 && len(f.requests()) >= before+3 })
-	var got [][2]int64
-	for _, q := range f.requests()[before:] {
-		got = append(got, [2]int64{q.off, q.off + q.n})
-	}
-	slices.SortFunc(got, func(a, b [2]int64) int { return int(a[0] - b[0]) })
 	bs := DefaultBlockSize
-	want := [][2]int64{
-		{tileA / bs * bs, tileA/bs*bs + bs}, // the read's own block
-		{6 * MiB, 6*MiB + 5*bs},             // the first predicted range and 300 KiB more, in blocks
-		{9 * MiB, 9*MiB + 4*bs},             // the second, and 256 KiB more
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("requests after the tile read %v, want %v", got, want)
-	}
-	if stub.parses != 1 {
-		t.Errorf("layout parsed %d times, want once per object version", stub.parses)
-	}
-	before = len(f.requests())
-	readAt(t, f, r, obj, predicted[0].Off, predicted[0].End-predicted[0].Off)
-	readAt(t, f, r, obj, predicted[1].Off, predicted[1].End-predicted[1].Off)
-	if n := len(f.requests()) - before; n != 0 {
-		t.Errorf("reading the predicted tiles sent %d requests, want 0", n)
+	for _, c := range []struct {
+		name     string
+		directIO bool
+		want     [][2]int64 // after the read's own block
+	}{
+		{"PageCache", false, [][2]int64{
+			{6 * MiB, 6*MiB + 5*bs}, // the first predicted range and 300 KiB more, in blocks
+			{9 * MiB, 9*MiB + 4*bs}, // the second, and 256 KiB more
+		}},
+		{"DirectIO", true, [][2]int64{
+			{6 * MiB, 6*MiB + 3*bs}, // the first predicted range, in blocks
+			{9 * MiB, 9*MiB + 2*bs}, // the second
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeStore()
+			obj := tiffObject(f, "scene.tif")
+			obj.DirectIO = c.directIO
+			const tileA = 4*MiB + 100
+			predicted := []TileRange{{6*MiB + 10, 6*MiB + 300*KiB}, {9 * MiB, 9*MiB + 256*KiB}}
+			stub := &stubTiles{predict: func(i int, off int64) []TileRange {
+				if off == tileA {
+					return predicted
+				}
+				return nil
+			}}
+			budget := NewBudget(0)
+			pf := NewPrefetcher(f, Config{Tiles: stub.parse}, budget, nil)
+			for range 3 { // GDAL opens a scene several times
+				r := pf.Open(unpinned(obj))
+				readAt(t, f, r, obj, 0, 16*KiB)
+				r.Close()
+			}
+			waitFor(t, func() bool { return pf.Stats().TiledObjects.Load() == 1 })
+			r := pf.Open(obj)
+			defer r.Close()
+			readAt(t, f, r, obj, 0, 16*KiB)
+			before := len(f.requests())
+			readAt(t, f, r, obj, tileA, 64*KiB)
+			waitFor(t, func() bool { return budget.Used() == 0 && len(f.requests()) >= before+3 })
+			var got [][2]int64
+			for _, q := range f.requests()[before:] {
+				got = append(got, [2]int64{q.off, q.off + q.n})
+			}
+			slices.SortFunc(got, func(a, b [2]int64) int { return int(a[0] - b[0]) })
+			want := append([][2]int64{{tileA / bs * bs, tileA/bs*bs + bs}}, c.want...) // the read's own block first
+			if !slices.Equal(got, want) {
+				t.Errorf("requests after the tile read %v, want %v", got, want)
+			}
+			if stub.parses != 1 {
+				t.Errorf("layout parsed %d times, want once per object version", stub.parses)
+			}
+			before = len(f.requests())
+			readAt(t, f, r, obj, predicted[0].Off, predicted[0].End-predicted[0].Off)
+			readAt(t, f, r, obj, predicted[1].Off, predicted[1].End-predicted[1].Off)
+			if n := len(f.requests()) - before; n != 0 {
+				t.Errorf("reading the predicted tiles sent %d requests, want 0", n)
+			}
+		})
 	}
 }
 
