@@ -23,6 +23,7 @@ type BlockCache struct {
 	items   map[blockKey]*list.Element // guarded by mu
 	loading map[blockKey]*blockLoad    // guarded by mu
 	size    int64                      // guarded by mu; bytes in lru
+	mem     blockMem                   // guarded by mu
 
 	disk *DiskCache // nil: no second tier; set before use
 }
@@ -34,15 +35,18 @@ type blockKey struct {
 }
 
 type cacheEntry struct {
-	key  blockKey
-	data []byte
+	key blockKey
+	b   *block
 }
 
-// blockLoad is one block being loaded; done is closed once data or err is set.
+// blockLoad is one block being loaded; done is closed once b or err is
+// set. Each of its waiters gets a reference to b.
 type blockLoad struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	b       *block
+	err     error
+	waiters int  // guarded by BlockCache.mu; readers that will take a reference
+	ended   bool // guarded by BlockCache.mu; done is closed
 }
 
 // NewBlockCache returns a cache of at most capacity bytes in blocks of
@@ -60,6 +64,7 @@ func NewBlockCache(capacity, blockSize int64) *BlockCache {
 		lru:       list.New(),
 		items:     make(map[blockKey]*list.Element),
 		loading:   make(map[blockKey]*blockLoad),
+		mem:       newBlockMem(capacity, blockSize),
 	}
 }
 
@@ -94,7 +99,7 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 	loadEnd = min(max(loadEnd, end), obj.Size)
 	lastLoad := (loadEnd - 1) / c.blockSize
 
-	have := make([][]byte, last-first+1)
+	have := make([]*block, last-first+1) // each referenced
 	waits := make([]*blockLoad, last-first+1)
 	var mine []int64 // blocks this call loads, ascending
 	c.mu.Lock()
@@ -110,16 +115,19 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 		}
 		if e := c.items[k]; e != nil {
 			c.lru.MoveToFront(e)
-			have[i-first] = e.Value.(*cacheEntry).data
+			b := e.Value.(*cacheEntry).b
+			b.refs++
+			have[i-first] = b
 			stats.CacheHits.Add(1)
 			continue
 		}
 		stats.CacheMisses.Add(1)
 		if l := c.loading[k]; l != nil {
+			l.waiters++
 			waits[i-first] = l
 			continue
 		}
-		l := &blockLoad{done: make(chan struct{})}
+		l := &blockLoad{done: make(chan struct{}), waiters: 1}
 		c.loading[k] = l
 		waits[i-first] = l
 		mine = append(mine, i)
@@ -127,11 +135,12 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 	c.mu.Unlock()
 
 	c.startLoads(ctx, store, obj, mine, stats, rp, nil)
+	defer c.unhold(have, waits)
 
 	var done int
 	for i := first; i <= last; i++ {
-		data := have[i-first]
-		if data == nil {
+		b := have[i-first]
+		if b == nil {
 			l := waits[i-first]
 			select {
 			case <-l.done:
@@ -141,14 +150,34 @@ func (c *BlockCache) ReadAt(ctx context.Context, store Store, obj Object, p []by
 			if l.err != nil {
 				return done, l.err
 			}
-			data = l.data
+			b = l.b
 		}
+		data := b.data
 		bstart := i * c.blockSize
 		lo := max(off, bstart) - bstart
 		hi := min(end, bstart+int64(len(data))) - bstart
 		done += copy(p[done:], data[lo:hi])
 	}
 	return done, nil
+}
+
+// unhold drops the references a read took: on the blocks it found
+// cached, and on those it waited for (or, for a load still running, its
+// place among the waiters).
+func (c *BlockCache) unhold(have []*block, waits []*blockLoad) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, b := range have {
+		switch l := waits[i]; {
+		case b != nil:
+			c.releaseLocked(b)
+		case l == nil:
+		case !l.ended:
+			l.waiters--
+		case l.err == nil:
+			c.releaseLocked(l.b)
+		}
+	}
 }
 
 // startLoads loads blocks (ascending) in the background as runs of
@@ -247,7 +276,7 @@ func (c *BlockCache) load(ctx context.Context, store Store, obj Object, from, to
 	var runs [][2]int64 // of blocks missing on disk
 	for i := from; i < to; i++ {
 		if data := c.diskBlock(obj, i, stats); data != nil {
-			c.finish(obj, i, [][]byte{data}, nil)
+			c.finish(obj, i, []*block{{data: data}}, nil, nil)
 			continue
 		}
 		if k := len(runs) - 1; k >= 0 && runs[k][1] == i {
@@ -274,9 +303,16 @@ func (c *BlockCache) blockLen(obj Object, i int64) int64 {
 // from first, a body of their bytes already answered), caches them (in
 // memory now, on disk later) and wakes their waiters.
 func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, to int64, stats *Stats, rp Retry, first *Body) {
+	blocks := make([]*block, 0, to-from)
 	bufs := make([][]byte, 0, to-from)
 	for i := from; i < to; i++ {
-		bufs = append(bufs, make([]byte, c.blockLen(obj, i)))
+		b := c.newBlock(c.blockLen(obj, i))
+		blocks = append(blocks, b)
+		bufs = append(bufs, b.data)
+	}
+	var disk *Stats // where the disk cache counts its writes; nil: no disk
+	if c.diskOn(obj) {
+		disk = stats
 	}
 	// Blocks are published as they fill: a reader waiting for the first
 	// block of a long load does not wait for the whole GET.
@@ -292,12 +328,7 @@ func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, t
 		if n == done {
 			return
 		}
-		if c.diskOn(obj) {
-			for i := done; i < n; i++ { // queued, never waited for
-				c.disk.put(diskKey(obj, c.blockSize, from+int64(i)), bufs[i], stats, false)
-			}
-		}
-		c.finish(obj, from+int64(done), bufs[done:n], nil)
+		c.finish(obj, from+int64(done), blocks[done:n], nil, disk)
 		done, doneEnd = n, end
 	}
 	err := fetchRangeFrom(ctx, store, obj, from*c.blockSize, bufs, publish, stats, rp, first)
@@ -305,44 +336,60 @@ func (c *BlockCache) fetch(ctx context.Context, store Store, obj Object, from, t
 		if err == nil {
 			err = fmt.Errorf("read %s: blocks %d-%d not filled: %w", obj.Loc, from+int64(done), to-1, io.ErrUnexpectedEOF)
 		}
-		c.finish(obj, from+int64(done), bufs[done:], err)
+		c.finish(obj, from+int64(done), blocks[done:], err, nil)
 	}
 }
 
-// finish ends the loads of the blocks from from on (one per buf, or as
-// many with err), caching them on success.
-func (c *BlockCache) finish(obj Object, from int64, bufs [][]byte, err error) {
+// finish ends the loads of the blocks from from on (one per block, or as
+// many with err), caching them on success and, with disk (the Stats it
+// counts in), queueing them for the disk cache, never waited for. The
+// blocks of a failed load go back to the slabs.
+func (c *BlockCache) finish(obj Object, from int64, blocks []*block, err error, disk *Stats) {
+	var queued []int // of blocks
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for j := range bufs {
+	for j, b := range blocks {
 		k := c.key(obj, from+int64(j))
 		l := c.loading[k]
 		delete(c.loading, k)
+		l.ended = true
 		if err != nil {
 			l.err = err
 		} else {
-			l.data = bufs[j]
-			c.addLocked(k, l.data)
+			l.b = b
+			b.refs += l.waiters
+			if disk != nil {
+				b.refs++
+				queued = append(queued, j)
+			}
+			c.addLocked(k, b)
 		}
+		c.recycleLocked(b)
 		close(l.done)
+	}
+	c.mu.Unlock()
+	for _, j := range queued {
+		b := blocks[j]
+		c.disk.put(diskKey(obj, c.blockSize, from+int64(j)), b.data, disk, false, func() { c.release(b) })
 	}
 }
 
-// addLocked inserts a block and evicts the least recently used ones beyond
-// capacity.
-func (c *BlockCache) addLocked(k blockKey, data []byte) {
+// addLocked inserts a block (taking the cache's reference) and evicts the
+// least recently used ones beyond capacity.
+func (c *BlockCache) addLocked(k blockKey, b *block) {
 	if e := c.items[k]; e != nil {
 		c.lru.MoveToFront(e)
 		return
 	}
-	c.items[k] = c.lru.PushFront(&cacheEntry{key: k, data: data})
-	c.size += int64(len(data))
+	b.refs++
+	c.items[k] = c.lru.PushFront(&cacheEntry{key: k, b: b})
+	c.size += int64(len(b.data))
 	for c.size > c.capacity && c.lru.Len() > 0 {
 		e := c.lru.Back()
 		ce := e.Value.(*cacheEntry)
 		c.lru.Remove(e)
 		delete(c.items, ce.key)
-		c.size -= int64(len(ce.data))
+		c.size -= int64(len(ce.b.data))
+		c.releaseLocked(ce.b)
 	}
 }
 
@@ -431,6 +478,6 @@ func (c *BlockCache) diskPut(obj Object, off int64, buf []byte, stats *Stats) {
 		if n <= 0 || bstart+n > end {
 			return
 		}
-		c.disk.put(diskKey(obj, c.blockSize, i), buf[bstart-off:bstart-off+n], stats, true)
+		c.disk.put(diskKey(obj, c.blockSize, i), buf[bstart-off:bstart-off+n], stats, true, nil)
 	}
 }

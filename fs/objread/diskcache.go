@@ -75,6 +75,7 @@ type diskWrite struct {
 	key     []byte
 	data    []byte
 	stats   *Stats
+	release func()        // if set, called once data is written (or not)
 	barrier chan struct{} // if set, only closed once the writes before it are done
 }
 
@@ -255,27 +256,34 @@ func (d *DiskCache) removeLocked(e *list.Element) {
 
 // put queues the block of key for writing, unless the cache has it; it
 // drops it when the writer is behind. With clone, data is copied (only
-// when queued); without, data must not change afterwards.
-func (d *DiskCache) put(key, data []byte, stats *Stats, clone bool) {
+// when queued); without, data must not change until release (if not
+// nil) is called, once the block is written or dropped.
+func (d *DiskCache) put(key, data []byte, stats *Stats, clone bool, release func()) {
+	if release == nil {
+		release = func() {}
+	}
 	name := diskName(key)
 	d.mu.Lock()
 	_, known := d.index[name]
 	closed := d.closed
 	d.mu.Unlock()
 	if known || closed {
+		release()
 		return
 	}
 	if len(d.queue) == cap(d.queue) {
 		stats.DiskWriteDrops.Add(1)
+		release()
 		return
 	}
 	if clone {
 		data = bytes.Clone(data)
 	}
 	select {
-	case d.queue <- diskWrite{name: name, key: key, data: data, stats: stats}:
+	case d.queue <- diskWrite{name: name, key: key, data: data, stats: stats, release: release}:
 	default:
 		stats.DiskWriteDrops.Add(1)
+		release()
 	}
 }
 
@@ -306,7 +314,9 @@ func (d *DiskCache) write(w diskWrite) {
 		close(w.barrier)
 		return
 	}
-	if err := d.writeFile(w); err != nil {
+	err := d.writeFile(w)
+	w.release()
+	if err != nil {
 		d.log.Debug("disk cache write failed", "err", err)
 		w.stats.DiskWriteErrors.Add(1)
 		return

@@ -20,7 +20,7 @@ func TestDiskCacheOwnerOnly(t *testing.T) {
 	}
 	t.Cleanup(func() { dc.Close() })
 	dc.waitScanned()
-	dc.put([]byte("key"), []byte("block data"), &Stats{}, true)
+	dc.put([]byte("key"), []byte("block data"), &Stats{}, true, nil)
 	dc.flush()
 	if len(blockFiles(t, dir)) != 1 {
 		t.Fatalf("block files: %v", blockFiles(t, dir))
