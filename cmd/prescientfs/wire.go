@@ -253,7 +253,9 @@ func newS3Store(ctx context.Context, c *cli.Context, auth *catalogAuth, ioTimeou
 		// Ranged GETs carry no whole-object checksum to validate.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &objread.S3Store{Client: client, Creds: cfg.Credentials}, endpoint, nil
+	// PRESCIENT_SDK_GETS=1 sends every ranged GET through the SDK's
+	// GetObject (see fs/objread/s3get.go), for telling the two apart.
+	return &objread.S3Store{Client: client, Creds: cfg.Credentials, NoDirectGets: os.Getenv("PRESCIENT_SDK_GETS") == "1"}, endpoint, nil
 }
 
 // tuneTransport sizes the pool for parallel ranged GETs and bounds the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,7 +22,17 @@ type S3Store struct {
 	// is invalidated on a 403 that means stale credentials, and the request
 	// is retried once with fresh ones.
 	Creds aws.CredentialsProvider
+	// NoDirectGets keeps every ranged GET in the SDK's GetObject (see
+	// s3get.go).
+	NoDirectGets bool
+
+	routes s3Routes
+	direct atomic.Int64 // GETs sent on a route
 }
+
+// DirectGets returns how many ranged GETs were sent as the store's own
+// signed requests rather than through GetObject.
+func (s *S3Store) DirectGets() int64 { return s.direct.Load() }
 
 var _ Store = (*S3Store)(nil)
 
@@ -54,13 +65,29 @@ func (s *S3Store) GetRange(ctx context.Context, loc stacindex.Location, off, n i
 		in.IfMatch = aws.String(etag)
 	}
 	var out *s3.GetObjectOutput
+	var direct *Body
 	err := s.retryStale(func() error {
+		if r := s.route(loc); r != nil {
+			var err error
+			direct, err = s.getDirect(ctx, r, loc, off, n, etag)
+			if !errors.Is(err, errRouteGone) {
+				return err
+			}
+			s.forgetRoute(loc)
+		}
+		var req *http.Request
 		var err error
-		out, err = s.Client.GetObject(ctx, in, inRegion(loc))
+		out, err = s.Client.GetObject(ctx, in, inRegion(loc), captureRequest(&req))
+		if err == nil {
+			s.learnRoute(loc, req)
+		}
 		return err
 	})
 	if err != nil {
 		return nil, s3Error("read", loc, err)
+	}
+	if direct != nil {
+		return direct, nil
 	}
 	size := totalFromContentRange(aws.ToString(out.ContentRange))
 	if out.ContentRange == nil && out.ContentLength != nil {
