@@ -30,6 +30,8 @@
 //     timeout), or, for the pinning GET, openRange and fetchRangeFrom.
 //
 // A Store (s3store.go, httpstore.go, routed by router.go) sends the
-// requests; Budget bounds the memory of stream parts and tile prefetches
-// together; Stats counts what happened.
+// requests: S3's ranged GETs after a bucket's first as requests of its own
+// (s3get.go). Budget bounds the memory of stream parts and tile
+// prefetches together; the block cache's memory is its own, reused
+// (blockmem.go). Stats counts what happened.
 package objread
