@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -93,6 +94,9 @@ func (r Resolver) s3FromURL(u *url.URL) (Location, bool) {
 	}
 	// <bucket>.s3 | <bucket>.s3.<region> | <bucket>.s3-<region> => virtual-hosted
 	for i := 1; i < len(labels); i++ {
+		if slices.Contains(labels[:i], "") {
+			break // ".s3.amazonaws.com", "a..b.s3…": no bucket; a host nobody answers for
+		}
 		if isS3Label(labels[i]) && p != "" {
 			return Location{Kind: KindS3, Bucket: strings.Join(labels[:i], "."), Key: p, Region: regionOf(labels[i:])}, true
 		}

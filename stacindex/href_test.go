@@ -32,6 +32,9 @@ func TestResolve(t *testing.T) {
 		{"./B04.tif", self, web("https://stac.example.com/stac/collections/c/items/B04.tif")},
 		{"../../secret", self, web("https://stac.example.com/stac/collections/secret")},
 		{"B04.tif", "s3://bkt/items/i.json", s3("bkt", "items/B04.tif")},
+		// Found by FuzzResolve: an empty bucket label is no bucket.
+		{"//.s3.AmAZonAws.Com/0", self, web("https://.s3.AmAZonAws.Com/0")},
+		{"https://a..b.s3.amazonaws.com/k", "", web("https://a..b.s3.amazonaws.com/k")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.href, func(t *testing.T) {
