@@ -61,7 +61,13 @@ func (r Resolver) Resolve(href, base string) (Location, error) {
 		return loc, nil
 	}
 	u.Fragment = ""
-	return Location{Kind: KindHTTP, URL: u.String()}, nil
+	// What is served is the URL's text, so the text must read back as the
+	// same kind of URL: "//::" parses, but "http://::" does not.
+	s := u.String()
+	if v, err := url.Parse(s); err != nil || v.Host == "" {
+		return Location{}, fmt.Errorf("%w: %q resolves to no usable URL", ErrUnsupportedHref, redact(href))
+	}
+	return Location{Kind: KindHTTP, URL: s}, nil
 }
 
 // s3FromURL recognises S3 virtual-hosted and path-style URLs, on AWS and

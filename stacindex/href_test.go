@@ -51,12 +51,19 @@ func TestResolve(t *testing.T) {
 
 func TestResolveRejects(t *testing.T) {
 	r := Resolver{}
-	for _, href := range []string{"file:///etc/passwd", "ftp://example.invalid/x", "data:text/plain,hi", "s3://bucket-only", "relative.tif", "/abs/path.tif", "http://x/\x00", "https:///nohost"} {
+	for _, href := range []string{"file:///etc/passwd", "ftp://example.invalid/x", "data:text/plain,hi", "s3://bucket-only", "relative.tif", "/abs/path.tif", "http://x/\x00", "https:///nohost", "http://[::1"} {
 		t.Run(href, func(t *testing.T) {
 			_, err := r.Resolve(href, "")
 			if !errors.Is(err, ErrUnsupportedHref) {
 				t.Fatalf("Resolve(%q) = %v, want ErrUnsupportedHref", href, err)
 			}
 		})
+	}
+	// Found by FuzzResolve: "//::" parses as a relative URL with host "::",
+	// but against an http(s) self link its text "http://::" parses as nothing.
+	for _, href := range []string{"//::", "//a:b:c/k"} {
+		if loc, err := r.Resolve(href, "https://stac.example.com/stac/collections/c/items/i"); !errors.Is(err, ErrUnsupportedHref) {
+			t.Errorf("Resolve(%q) = %+v, %v, want ErrUnsupportedHref", href, loc, err)
+		}
 	}
 }
